@@ -1,0 +1,31 @@
+# One command to set up and run the main job, one to set up and run the tests.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+KB := $(VENV)/bin/kondo-bench
+
+.PHONY: setup demo test bench clean
+
+setup: $(VENV)/.installed
+
+# torch is pinned and installed first: its CPU build is on these machines' disk, while an
+# unpinned `torch` requirement would download several GB of CUDA packages.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -e ".[dev,joblib,slurm]"
+	touch $@
+
+# The main job: MNIST as a contextual bandit, PG vs DG vs DG-K (rho = 3%), default settings.
+demo: setup
+	$(KB) run -m task=mnist method=pg,dg,dgk keep_rate=0.03 hydra.sweep.dir=runs/demo
+
+test: setup
+	$(PY) -m pytest -q
+
+bench: setup
+	$(PY) scripts/bench_core.py
+
+clean:
+	rm -rf runs multirun outputs .pytest_cache

@@ -1,0 +1,79 @@
+"""What a run paid: sample counts, a modelled cost, and synchronised wall-clock per phase.
+
+Three measures, never mixed:
+- counts: forward (screening) samples, backward samples (rows that ran a backward pass),
+  backward units (tokens for sequence tasks; equal to samples otherwise), and the
+  re-forward samples a gated step runs with autograd on its kept rows;
+- modelled cost in forward-equivalents: `cost = forward + c * backward` is the paper's
+  measure (it charges nothing for re-running kept rows), and
+  `cost_with_reforward = forward + reforward + c * backward` is what this code pays;
+- wall-clock seconds per phase (act, screen, learn, eval), synchronised on CUDA so that
+  asynchronous kernels are charged to the phase that launched them.
+"""
+
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+
+import torch
+
+
+@dataclass
+class Counters:
+    steps: int = 0  # screened batches
+    optimizer_steps: int = 0  # steps that kept at least one unit and so updated the policy
+    forward_samples: int = 0
+    backward_samples: int = 0
+    backward_units: int = 0
+    reforward_samples: int = 0
+
+    def record(self, n_screened: int, n_backward_rows: int, n_backward_units: int, reforward: bool) -> None:
+        self.steps += 1
+        self.forward_samples += n_screened
+        self.backward_samples += n_backward_rows
+        self.backward_units += n_backward_units
+        self.optimizer_steps += n_backward_rows > 0
+        if reforward:
+            self.reforward_samples += n_backward_rows
+
+    def costs(self, cost_ratio: float) -> dict:
+        return {
+            "cost": self.forward_samples + cost_ratio * self.backward_samples,
+            "cost_with_reforward": self.forward_samples + self.reforward_samples
+            + cost_ratio * self.backward_samples,
+        }
+
+    def as_dict(self, cost_ratio: float) -> dict:
+        return {**asdict(self), **self.costs(cost_ratio)}
+
+
+PHASES = ("act", "screen", "learn", "eval")
+
+
+@dataclass
+class PhaseTimer:
+    """Accumulates wall-clock seconds per phase; `sync` makes CUDA timings honest."""
+
+    device: torch.device
+    seconds: dict = field(default_factory=lambda: {p: 0.0 for p in PHASES})
+
+    def _sync(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
+
+    @contextmanager
+    def phase(self, name: str):
+        self._sync()
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self._sync()
+            self.seconds[name] += time.perf_counter() - start
+
+    def as_dict(self) -> dict:
+        out = {f"time_{p}": round(s, 6) for p, s in self.seconds.items()}
+        out["time_train"] = round(sum(self.seconds[p] for p in PHASES if p != "eval"), 6)
+        return out

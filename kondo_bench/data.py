@@ -1,0 +1,282 @@
+"""MNIST data: find, verify, read and (on request) download the original IDX files.
+
+Nothing here caches to disk: the IDX files are small enough that parsing them on every
+run is faster than managing a cache. Every data problem raises DataError whose message
+names the fix.
+"""
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import http.client
+import os
+import sys
+import tempfile
+import urllib.request
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from kondo_bench.errors import DataError
+
+MNIST_FILES = {
+    "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+    "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
+    "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
+    "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
+}
+DEFAULT_MIRRORS = [
+    "https://ossci-datasets.s3.amazonaws.com/mnist/",
+    "https://storage.googleapis.com/cvdf-datasets/mnist/",
+    "http://yann.lecun.com/exdb/mnist/",
+]
+TRAIN = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte")
+TEST = ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+SPLIT_SEED = 0  # fixed, independent of any run seed, so every run sees the same split
+REPO_ROOT = Path(__file__).resolve().parents[1]  # module-level so tests can repoint it
+_IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
+_FETCH = "run `kondo-bench data mnist` to download it again"
+
+
+def read_idx(path) -> np.ndarray:
+    """Read an IDX file (gzip-compressed or raw, detected by magic bytes) into a native-endian array."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+        if data[:2] == b"\x1f\x8b":  # gzip magic; extensions lie, bytes don't
+            data = gzip.decompress(data)
+    except (OSError, EOFError, zlib.error) as e:
+        raise DataError(f"cannot read {path}: {e} (truncated or corrupt; delete it and {_FETCH})") from e
+    if len(data) < 4 or data[:2] != b"\0\0" or data[2] not in _IDX_DTYPES:
+        raise DataError(f"{path} is not an IDX file (bad magic {data[:4].hex()}); delete it and {_FETCH}")
+    dtype, ndim = np.dtype(_IDX_DTYPES[data[2]]), data[3]
+    header = 4 + 4 * ndim
+    if len(data) < header:
+        raise DataError(f"{path}: IDX header truncated; delete it and {_FETCH}")
+    dims = tuple(int(d) for d in np.frombuffer(data, ">u4", ndim, 4))
+    expected = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
+    if len(data) - header != expected:
+        raise DataError(f"{path}: IDX payload is {len(data) - header} bytes but dims {dims} need "
+                        f"{expected} (truncated or garbled); delete it and {_FETCH}")
+    # astype copies into native byte order, which also makes the array writable (torch wants that)
+    return np.frombuffer(data, dtype, offset=header).reshape(dims).astype(dtype.newbyteorder("="))
+
+
+def user_data_dir() -> Path:
+    """The per-user download folder: $XDG_DATA_HOME/kondo-bench/mnist (default ~/.local/share/...)."""
+    base = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(base) / "kondo-bench" / "mnist"
+
+
+def _locate(root: Path, stem: str) -> Path | None:
+    """The file for `stem` in root, as stem.gz or raw stem, or None."""
+    for p in (root / f"{stem}.gz", root / stem):
+        if p.is_file():
+            return p
+    return None
+
+
+def _has_test_pair(folder: Path) -> bool:
+    return all(_locate(folder, s) for s in TEST)
+
+
+def find_mnist_root(configured: str | None) -> Path:
+    """The folder to load MNIST from: configured path, $KONDO_BENCH_DATA, shared data, user folder.
+
+    Without a configured path, the first candidate holding all four files wins, else the
+    first holding the t10k pair; none -> DataError listing every place looked.
+    """
+    if configured:
+        p = Path(configured).expanduser()
+        if not p.is_dir():
+            raise DataError(f"MNIST folder {p} (task.data_root) does not exist; point task.data_root "
+                            f"at a folder holding the MNIST files, or run `kondo-bench data mnist --root {p}`")
+        # accept a data folder that holds an mnist/ subfolder, like KONDO_BENCH_DATA does
+        return p / "mnist" if not _has_test_pair(p) and _has_test_pair(p / "mnist") else p
+    candidates = []
+    if os.environ.get("KONDO_BENCH_DATA"):
+        env = Path(os.environ["KONDO_BENCH_DATA"]).expanduser()
+        candidates += [env, env / "mnist"]
+    cwd = Path.cwd()
+    candidates += [REPO_ROOT.parent / "shared" / "data" / "mnist", cwd.parent / "shared" / "data" / "mnist",
+                   cwd / "shared" / "data" / "mnist", user_data_dir()]
+    # a folder with the full set beats an earlier one with only the t10k pair, so that a
+    # download to the user folder is not shadowed by shared test-only data
+    for c in [c for c in candidates if all(_locate(c, s) for s in TRAIN)] + candidates:
+        if _has_test_pair(c):
+            return c
+    looked = ", ".join(dict.fromkeys(str(c) for c in candidates))  # dedupe, keep order
+    raise DataError(f"MNIST files ({TEST[0]}.gz, {TEST[1]}.gz) not found; looked in: {looked}. "
+                    f"Run `kondo-bench data mnist` to download them to {user_data_dir()}, "
+                    "or set KONDO_BENCH_DATA or task.data_root to a folder that holds them")
+
+
+@dataclass
+class MnistData:
+    """MNIST arrays ready to train on: images uint8 [n, 28, 28], labels int64 [n]."""
+    train_images: np.ndarray
+    train_labels: np.ndarray
+    eval_images: np.ndarray
+    eval_labels: np.ndarray
+    source: str  # "full" (60k train / 10k test) or "test-split" (fallback on the 10k test set)
+    root: str
+    note: str | None = None  # human-readable notice when source is not "full"
+
+
+def _md5(path: Path) -> str:
+    return hashlib.md5(path.read_bytes()).hexdigest()
+
+
+def _verify_file(path: Path, md5sums: dict[str, str]) -> None:
+    """Check a .gz against MNIST_FILES, and any file against the folder's MD5SUMS if it lists it."""
+    wanted = {md5sums.get(path.name), MNIST_FILES.get(path.name) if path.suffix == ".gz" else None} - {None}
+    actual = _md5(path) if wanted else None
+    for w in wanted:
+        if actual != w:
+            raise DataError(f"{path} fails its checksum (md5 expected {w}, got {actual}): the file is "
+                                f"corrupt or not the official one; delete it and {_FETCH}")
+
+
+def _read_pair(root: Path, stems, expected_n: int, verify: bool):
+    images, labels = (read_idx(_locate(root, s)) for s in stems)
+    ok = images.ndim == 3 and labels.ndim == 1 and len(images) == len(labels)
+    if verify:  # the real files have fixed shapes; fake/test data may use any count
+        ok = ok and images.shape == (expected_n, 28, 28)
+    if not ok:
+        raise DataError(f"{root}: {stems[0]} has shape {images.shape} and {stems[1]} {labels.shape}, expected "
+                        f"({expected_n}, 28, 28) and ({expected_n},); delete them and {_FETCH}")
+    return images.astype(np.uint8, copy=False), labels.astype(np.int64)
+
+
+def load_mnist(root: str | None = None, eval_size: int = 2000, verify: bool = True) -> MnistData:
+    """Load MNIST from `root` (or the folder find_mnist_root picks).
+
+    With all four files: train on the 60k training set, evaluate on the 10k test set
+    (eval_size is ignored). With only the t10k pair: split the 10k test images by a
+    fixed permutation (seed 0) into n - eval_size for training and eval_size for eval.
+    """
+    folder = find_mnist_root(root)
+    missing = [s for s in TEST if not _locate(folder, s)]
+    if missing:
+        raise DataError(f"{folder} lacks {', '.join(missing)} (.gz or raw); run `kondo-bench data mnist "
+                        f"--root {folder}` or copy the MNIST files there")
+    have_train = [s for s in TRAIN if _locate(folder, s)]
+    if len(have_train) == 1:
+        other = next(s for s in TRAIN if s not in have_train)
+        raise DataError(f"{folder} has {have_train[0]} but not {other}; run `kondo-bench data mnist "
+                        f"--root {folder}` or remove {have_train[0]} to use the test-split fallback")
+    if verify:
+        md5sums = {}
+        if (folder / "MD5SUMS").is_file():
+            for line in (folder / "MD5SUMS").read_text().splitlines():
+                parts = line.split()
+                if len(parts) == 2:
+                    md5sums[parts[1].lstrip("*")] = parts[0].lower()  # "*name" is md5sum's binary mode
+        for s in TEST + tuple(have_train):
+            _verify_file(_locate(folder, s), md5sums)
+    test_x, test_y = _read_pair(folder, TEST, 10000, verify)
+    if have_train:
+        train_x, train_y = _read_pair(folder, TRAIN, 60000, verify)
+        return MnistData(train_x, train_y, test_x, test_y, "full", str(folder))
+    n = len(test_x)
+    if not 1 <= eval_size <= n - 1:
+        raise DataError(f"eval_size={eval_size} must be between 1 and {n - 1} for the {n}-image test split")
+    perm = np.random.default_rng(SPLIT_SEED).permutation(n)
+    tr, ev = perm[: n - eval_size], perm[n - eval_size:]
+    note = (f"MNIST training files not found in {folder}: learning from {n - eval_size:,} images of the "
+            f"{n:,}-image test split and evaluating on the other {eval_size:,} (deterministic split, seed "
+            f"{SPLIT_SEED}). Results are not comparable with the paper's 60k-image setting. "
+            "Run `kondo-bench data mnist` to get the full set.")
+    return MnistData(test_x[tr], test_y[tr], test_x[ev], test_y[ev], "test-split", str(folder), note)
+
+
+def download_mnist(dest: str | Path, mirrors: list[str] | None = None, timeout: float = 30.0,
+                   files: list[str] | None = None, progress: bool = True,
+                   checksums: dict | None = None) -> Path:
+    """Fetch the MNIST .gz files into dest from the first mirror that works; verify each md5.
+
+    Files already present with the right md5 are skipped. Each download goes to a temp
+    name in dest and is renamed only after its md5 checks out, so an interrupted or bad
+    download never leaves a file that looks finished.
+    """
+    dest, sums = Path(dest).expanduser(), checksums or MNIST_FILES
+    mirrors = mirrors or DEFAULT_MIRRORS
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise DataError(f"cannot create {dest}: {e}; pass a writable --root") from e
+    for name in files or list(sums):
+        if name not in sums:
+            raise DataError(f"no checksum known for {name}; expected one of {', '.join(sums)}")
+        target = dest / name
+        if target.is_file() and _md5(target) == sums[name]:
+            if progress:
+                print(f"{name}: already present, ok", file=sys.stderr)
+            continue
+        errors = []
+        for mirror in mirrors:
+            url = mirror.rstrip("/") + "/" + name
+            fd, tmp = tempfile.mkstemp(dir=dest, prefix=f".{name}.", suffix=".part")
+            try:
+                if progress:
+                    print(f"{name}: downloading {url}", file=sys.stderr)
+                with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
+                    while chunk := resp.read(1 << 16):
+                        out.write(chunk)
+                actual = _md5(Path(tmp))
+                if actual != sums[name]:
+                    errors.append(f"{url}: md5 {actual}, expected {sums[name]}")
+                    continue
+                os.replace(tmp, target)  # atomic on one filesystem
+                break
+            except (OSError, ValueError, http.client.HTTPException) as e:
+                errors.append(f"{url}: {e}")
+            finally:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+        else:
+            raise DataError(f"could not download {name}; tried {'; '.join(errors)}. Download it by hand "
+                            f"from any MNIST mirror and place it in {dest}/ (md5 {sums[name]}), "
+                            "or pass --mirror URL")
+    return dest
+
+
+def data_main(argv: list[str]) -> int:
+    """`kondo-bench data mnist [--root DIR] [--mirror URL]... [--timeout S] [--verify-only]`."""
+    parser = argparse.ArgumentParser(prog="kondo-bench data", description="Download or check datasets.")
+    parser.add_argument("dataset", choices=["mnist"])
+    parser.add_argument("--root", help="folder for the MNIST files (default: $KONDO_BENCH_DATA/mnist or "
+                        f"{user_data_dir()}; with --verify-only, the usual search)")
+    parser.add_argument("--mirror", action="append", help="base URL to try before giving up (repeatable; "
+                        "replaces the default mirrors)")
+    parser.add_argument("--timeout", type=float, default=30.0, help="seconds per connection (default 30)")
+    parser.add_argument("--verify-only", action="store_true", help="check the files, download nothing")
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # argparse exits on --help or bad usage; hand the code back instead
+        return int(e.code or 0)
+    try:
+        if not args.verify_only:
+            env = os.environ.get("KONDO_BENCH_DATA")
+            root = Path(args.root).expanduser() if args.root else (Path(env) / "mnist" if env else user_data_dir())
+            download_mnist(root, args.mirror, args.timeout)
+            args.root = str(root)
+        d = load_mnist(args.root)
+    except DataError as e:
+        print(f"kondo-bench: error: {e}", file=sys.stderr)
+        return 1
+    print(f"MNIST ok in {d.root}: source {d.source}, {len(d.train_images):,} train / "
+          f"{len(d.eval_images):,} eval images")
+    if d.note:
+        print(d.note)
+    if not args.verify_only:
+        try:  # a custom --root is only found later if the usual search leads there
+            found = find_mnist_root(None).resolve() == Path(d.root).resolve()
+        except DataError:
+            found = False
+        print("Next: run the MNIST task; it finds these files automatically." if found else
+              f"Next: run the MNIST task with task.data_root={d.root} (or set KONDO_BENCH_DATA={d.root}).")
+    return 0

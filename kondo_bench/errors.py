@@ -1,0 +1,9 @@
+"""The one exception type for bad input: the CLI prints its message on one line and exits 2."""
+
+
+class UserError(Exception):
+    """Bad input from the user (config, data, device). The message must name the fix."""
+
+
+class DataError(UserError):
+    """A data file is missing, truncated or corrupt."""

@@ -1,0 +1,81 @@
+"""One run's files: metrics rows as they happen, a summary written last and atomically.
+
+A run folder holds `.hydra/` (the composed config, written by Hydra), `metrics.jsonl`
+(one JSON row per evaluation, flushed as written so a killed run keeps every finished
+row) and `summary.json`. The summary is written once, at the end, by rename: a folder
+without it is incomplete, and its `status` says how the run ended.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+
+from .errors import UserError
+
+METRICS = "metrics.jsonl"
+SUMMARY = "summary.json"
+
+
+def _clean(x):
+    """JSON has no NaN: write non-finite floats as null rather than invalid JSON."""
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, dict):
+        return {k: _clean(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_clean(v) for v in x]
+    return x
+
+
+def atomic_write_json(path: Path, obj) -> None:
+    """Write to a temporary file in the same folder, then rename over the target."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            json.dump(_clean(obj), f, indent=2, sort_keys=False)
+            f.write("\n")
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+class RunWriter:
+    def __init__(self, out_dir: str | Path):
+        self.dir = Path(out_dir)
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+            self._metrics = open(self.dir / METRICS, "w", buffering=1)
+        except OSError as e:
+            raise UserError(f"cannot write results to {self.dir} ({e.strerror}); "
+                            "choose a writable folder with hydra.run.dir=... (or hydra.sweep.dir=...)") from e
+        self.rows: list[dict] = []
+
+    def append(self, row: dict) -> None:
+        row = _clean(row)
+        self.rows.append(row)
+        self._metrics.write(json.dumps(row) + "\n")
+        self._metrics.flush()
+
+    def finish(self, summary: dict) -> None:
+        self._metrics.close()
+        atomic_write_json(self.dir / SUMMARY, summary)
+
+
+def read_metrics(run_dir: str | Path) -> list[dict]:
+    path = Path(run_dir) / METRICS
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def read_summary(run_dir: str | Path) -> dict | None:
+    path = Path(run_dir) / SUMMARY
+    return json.loads(path.read_text()) if path.exists() else None

@@ -1,0 +1,63 @@
+"""Tasks: contexts, a policy, a reward and an evaluation. They know nothing of gates.
+
+A task implements four things the training loop calls:
+- `act(grad, supervised)` samples actions for a batch and returns a `Batch` with the
+  log-probabilities of the taken actions (detached), rewards and advantages. With
+  `grad=True` (ungated methods) it also keeps the autograd graph (`logp_grad`) so the
+  loop pays one forward pass, as a plain PyTorch loop would. With `supervised=True`
+  the action is the true label (the cross-entropy oracle).
+- `logp(batch, rows)` re-runs the forward pass *with* autograd on the kept rows only,
+  compacted into a smaller batch: this is where a gated step saves compute.
+- `learn(loss)` takes one optimiser step (tasks own their update rule).
+- `evaluate()` returns quality metrics; `quality` names the main one (lower is better).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from ..errors import UserError
+
+
+@dataclass
+class Batch:
+    logp: torch.Tensor  # log pi(a|h) of the taken actions, detached: [B] or [B, T] per unit
+    advantage: torch.Tensor  # U = R - b, same shape as logp (broadcast to tokens)
+    reward: torch.Tensor  # [B]
+    logp_grad: torch.Tensor | None = None  # logp with its autograd graph, when acted with grad
+    data: dict = field(default_factory=dict)  # task-private: contexts, actions, ...
+
+
+class Task:
+    quality: str = "error"
+
+    def act(self, grad: bool, supervised: bool) -> Batch:
+        raise NotImplementedError
+
+    def logp(self, batch: Batch, rows: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def learn(self, loss: torch.Tensor) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+
+    def evaluate(self) -> dict:
+        raise NotImplementedError
+
+    def info(self) -> dict:
+        """Facts a run's summary should carry (data source, notices)."""
+        return {}
+
+
+def make_task(cfg, device: torch.device) -> Task:
+    name = cfg.task.name
+    if name == "bandit":
+        from .bandit import BanditTask
+        return BanditTask(cfg.task, device)
+    if name == "mnist":
+        from .mnist import MnistTask
+        return MnistTask(cfg.task, device)
+    raise UserError(f"unknown task '{name}': use task=bandit or task=mnist")

@@ -1,0 +1,112 @@
+"""Tabular bandits, where the true gradient is known in closed form.
+
+N contexts (N = 1 is the single-context bandit), K arms each, one correct arm y_n per
+context, reward 1{a = y_n}, a softmax over explicit logits z[n], and the normalised
+logit step  z <- z + alpha * g / |g|  with g the sampled gradient estimate.
+
+The exact expected policy gradient of J = mean_n pi_n(y_n) is
+    g*_n = pi_n(y_n) (e_{y_n} - pi_n) / N,
+and for N > 1 the cross-entropy direction is  (+)_n (e_{y_n} - pi_n).  Each step logs the
+misalignment 1 - cos(g, g*) of its estimate; rows report the mean since the last row.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from . import Batch, Task
+
+
+def misalignment(g: torch.Tensor, g_true: torch.Tensor) -> float:
+    """1 - cos(g, g_true), over the flattened tensors."""
+    return 1.0 - F.cosine_similarity(g.reshape(1, -1), g_true.reshape(1, -1)).item()
+
+
+def exact_gradient(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Gradient of mean_n pi_n(y_n) with respect to the logits, in closed form."""
+    pi = logits.softmax(-1)
+    onehot = F.one_hot(target, logits.shape[-1]).to(pi.dtype)
+    p_correct = pi.gather(-1, target[:, None])
+    return p_correct * (onehot - pi) / logits.shape[0]
+
+
+def cross_entropy_direction(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    pi = logits.softmax(-1)
+    return F.one_hot(target, logits.shape[-1]).to(pi.dtype) - pi
+
+
+class NormalisedStep(torch.optim.Optimizer):
+    """Descent along the loss gradient with a fixed step length: p <- p - alpha g / |g|."""
+
+    def __init__(self, params, step_size: float):
+        super().__init__(params, {"step_size": step_size})
+
+    @torch.no_grad()
+    def step(self):
+        for group in self.param_groups:
+            grads = [p.grad for p in group["params"] if p.grad is not None]
+            norm = torch.sqrt(sum((g * g).sum() for g in grads))
+            if norm > 0:
+                for p in group["params"]:
+                    if p.grad is not None:
+                        p.add_(p.grad, alpha=-group["step_size"] / norm.item())
+
+
+class BanditTask(Task):
+    def __init__(self, cfg, device: torch.device):
+        self.cfg, self.device = cfg, device
+        n, k = cfg.contexts, cfg.arms
+        self.logits = torch.nn.Parameter(torch.randn(n, k, device=device) * cfg.logit_std)
+        self.target = torch.randint(k, (n,), device=device)
+        self.optimizer = NormalisedStep([self.logits], cfg.step_size)
+        self._misalign: list[float] = []
+        self._misalign_ce: list[float] = []
+
+    def _logp(self, context: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        return self.logits[context].log_softmax(-1).gather(-1, action[:, None])[:, 0]
+
+    def act(self, grad: bool, supervised: bool) -> Batch:
+        b = self.cfg.batch_size
+        context = torch.randint(self.cfg.contexts, (b,), device=self.device)
+        with torch.no_grad():
+            probs = self.logits[context].softmax(-1)
+        action = self.target[context] if supervised else torch.multinomial(probs, 1)[:, 0]
+        reward = (action == self.target[context]).float()
+        with torch.set_grad_enabled(grad):
+            logp = self._logp(context, action)
+        return Batch(logp.detach(), reward - self.cfg.baseline, reward, logp if grad else None,
+                     {"context": context, "action": action})
+
+    def logp(self, batch: Batch, rows: torch.Tensor) -> torch.Tensor:
+        return self._logp(batch.data["context"][rows], batch.data["action"][rows])
+
+    def learn(self, loss: torch.Tensor) -> None:
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        with torch.no_grad():
+            ascent = -self.logits.grad
+            self._misalign.append(misalignment(ascent, exact_gradient(self.logits, self.target)))
+            if self.cfg.contexts > 1:
+                self._misalign_ce.append(misalignment(ascent, cross_entropy_direction(self.logits, self.target)))
+        self.optimizer.step()
+
+    @torch.no_grad()
+    def evaluate(self) -> dict:
+        pi = self.logits.softmax(-1)
+        p_correct = pi.gather(-1, self.target[:, None])[:, 0]
+        out = {
+            "error": (1 - p_correct).mean().item(),
+            "argmax_error": (pi.argmax(-1) != self.target).float().mean().item(),
+            # None when no step was taken since the last row (a gate kept nothing)
+            "misalignment": _mean(self._misalign),
+        }
+        if self.cfg.contexts > 1:
+            out["misalignment_ce"] = _mean(self._misalign_ce)
+        self._misalign.clear()
+        self._misalign_ce.clear()
+        return out
+
+
+def _mean(xs: list[float]) -> float | None:
+    return sum(xs) / len(xs) if xs else None

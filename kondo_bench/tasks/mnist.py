@@ -1,0 +1,79 @@
+"""MNIST as a contextual bandit: see an image, name a label, be told only right or wrong.
+
+Policy: an MLP 784 -> 100 -> 100 -> 10 (ReLU) over pixels / 255, Adam, one sampled
+action per image, reward 1{a = y}; the label itself is never seen (except by the `ce`
+oracle). Baseline b = sum_a pi(a)^2, the policy's expected reward, without gradient.
+Quality: classification error of the argmax action on the held-out images.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+from torch import nn
+
+from ..data import load_mnist
+from . import Batch, Task
+
+log = logging.getLogger(__name__)
+
+
+def mlp(sizes: list[int]) -> nn.Sequential:
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
+        layers.append(nn.Linear(a, b))
+        if i < len(sizes) - 2:
+            layers.append(nn.ReLU())
+    return nn.Sequential(*layers)
+
+
+class MnistTask(Task):
+    quality = "test_error"
+
+    def __init__(self, cfg, device: torch.device):
+        self.cfg, self.device = cfg, device
+        data = load_mnist(cfg.data_root, eval_size=cfg.eval_size, verify=cfg.verify_data)
+        self.data_info = {"data_source": data.source, "data_root": str(data.root),
+                          "train_images": len(data.train_labels), "eval_images": len(data.eval_labels),
+                          "data_note": data.note}
+        if data.note:
+            log.warning(data.note)
+
+        def images(x):  # uint8 [n, 28, 28] -> float [n, 784] on the device, once
+            return torch.as_tensor(x, device=device).reshape(len(x), -1).float() / 255
+
+        self.x, self.y = images(data.train_images), torch.as_tensor(data.train_labels, device=device).long()
+        self.x_eval = images(data.eval_images)
+        self.y_eval = torch.as_tensor(data.eval_labels, device=device).long()
+        self.net = mlp([784, *cfg.hidden, 10]).to(device)
+        self.optimizer = torch.optim.Adam(self.net.parameters(), lr=cfg.lr)
+
+    def act(self, grad: bool, supervised: bool) -> Batch:
+        idx = torch.randint(len(self.y), (self.cfg.batch_size,), device=self.device)
+        x, y = self.x[idx], self.y[idx]
+        with torch.set_grad_enabled(grad):
+            logits_all = self.net(x).log_softmax(-1)
+        with torch.no_grad():
+            probs = logits_all.detach().exp()
+            action = y if supervised else torch.multinomial(probs, 1)[:, 0]
+            reward = (action == y).float()
+            baseline = (probs * probs).sum(-1)
+        logp = logits_all.gather(-1, action[:, None])[:, 0]
+        return Batch(logp.detach(), reward - baseline, reward, logp if grad else None,
+                     {"x": x, "action": action})
+
+    def logp(self, batch: Batch, rows: torch.Tensor) -> torch.Tensor:
+        x, action = batch.data["x"][rows], batch.data["action"][rows]
+        return self.net(x).log_softmax(-1).gather(-1, action[:, None])[:, 0]
+
+    @torch.no_grad()
+    def evaluate(self) -> dict:
+        wrong = 0
+        for start in range(0, len(self.y_eval), 10_000):
+            pred = self.net(self.x_eval[start:start + 10_000]).argmax(-1)
+            wrong += (pred != self.y_eval[start:start + 10_000]).sum().item()
+        return {"test_error": wrong / len(self.y_eval)}
+
+    def info(self) -> dict:
+        return self.data_info
