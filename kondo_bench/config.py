@@ -69,6 +69,26 @@ class MnistConfig(TaskConfig):
 
 
 @dataclass
+class ReversalConfig(TaskConfig):
+    name: str = "reversal"
+    horizon: int = 10  # H: prompt and answer length
+    vocab: int = 2  # M: tokens drawn uniformly from 0 .. M-1
+    variant: str = "reverse"  # target: reverse | copy | flip ((x + 1) mod M)
+    scoring: str = "fraction"  # fraction correct | sequential (correct up to the first error)
+    kappa: float = 1.0  # R = kappa * score + (1 - kappa) * 1{all correct}
+    batch_size: int = 100  # episodes per step: batch_size / samples_per_prompt prompts
+    samples_per_prompt: int = 10  # answers per prompt; baseline = their mean reward
+    d_model: int = 64
+    layers: int = 3
+    heads: int = 4
+    ffn: int = 128
+    lr: float = 3e-4
+    steps: int = 1000
+    eval_every: int = 50
+    eval_prompts: int = 200  # fresh prompts per evaluation
+
+
+@dataclass
 class MethodConfig:
     name: str = MISSING  # pg | dg | dgk | ce
     eta: float = 1.0  # temperature of sigma(chi / eta); 0 is the hard step 1{chi > 0}
@@ -104,6 +124,7 @@ def register() -> None:
     # Under schema/ so that they are not offered as choices of task=, method=, device=.
     cs.store(group="schema/task", name="bandit", node=BanditConfig)
     cs.store(group="schema/task", name="mnist", node=MnistConfig)
+    cs.store(group="schema/task", name="reversal", node=ReversalConfig)
     cs.store(group="schema/method", name="method", node=MethodConfig)
     cs.store(group="schema/device", name="device", node=DeviceConfig)
 

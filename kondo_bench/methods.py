@@ -107,6 +107,8 @@ class Method:
         return self.name == "ce"
 
     def select(self, advantage: torch.Tensor, logp: torch.Tensor) -> Selection:
+        # Weights and gates are constants for autograd, whatever the caller passes in.
+        advantage, logp = advantage.detach(), logp.detach()
         chi = delight(advantage, logp)
         if self.name in ("pg", "ce"):
             coef = torch.ones_like(advantage) if self.name == "ce" else advantage

@@ -60,4 +60,7 @@ def make_task(cfg, device: torch.device) -> Task:
     if name == "mnist":
         from .mnist import MnistTask
         return MnistTask(cfg.task, device)
-    raise UserError(f"unknown task '{name}': use task=bandit or task=mnist")
+    if name == "reversal":
+        from .reversal import ReversalTask
+        return ReversalTask(cfg.task, device)
+    raise UserError(f"unknown task '{name}': use task=bandit, task=mnist or task=reversal")

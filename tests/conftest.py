@@ -1,0 +1,36 @@
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_module
+
+from kondo_bench.config import register
+
+register()
+REPO = Path(__file__).resolve().parents[1]
+SHARED_MNIST = REPO.parent / "shared" / "data" / "mnist"
+
+
+def make_cfg(*overrides: str):
+    """The real composed config, with overrides, as the CLI would build it."""
+    with initialize_config_module("kondo_bench.conf", version_base="1.3"):
+        return compose("config", overrides=list(overrides))
+
+
+def kb(*args: str, cwd, timeout: int = 240) -> subprocess.CompletedProcess:
+    """Run the installed command line in a subprocess."""
+    cmd = [sys.executable, "-m", "kondo_bench.cli", *args]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
+
+
+needs_mnist = pytest.mark.skipif(not (SHARED_MNIST / "t10k-images-idx3-ubyte.gz").exists(),
+                                 reason="shared MNIST test split not present")
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)

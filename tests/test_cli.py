@@ -1,0 +1,73 @@
+"""The real command line, in a subprocess, on tiny budgets."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from conftest import kb, needs_mnist
+
+
+def summaries(root: Path):
+    return sorted(root.rglob("summary.json"))
+
+
+@needs_mnist
+def test_mnist_run_end_to_end(tmp_path):
+    res = kb("run", "task=mnist", "method=dgk", "keep_rate=0.03", "task.steps=60", "task.eval_every=20",
+             f"hydra.run.dir={tmp_path}/run", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    run = tmp_path / "run"
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [20, 40, 60]
+    assert rows[-1]["backward_samples"] == 60 * 3 and rows[-1]["forward_samples"] == 6000
+    summary = json.loads((run / "summary.json").read_text())
+    assert summary["status"] == "complete" and summary["data_source"] == "test-split"
+    assert (run / ".hydra" / "config.yaml").exists()
+    assert "test split" in res.stderr + res.stdout  # the fallback notice is in the run's log
+    assert "complete: test_error=" in res.stdout
+
+
+def test_multirun_price_sweep(tmp_path):
+    res = kb("run", "-m", "task=bandit", "task.steps=20", "price=0,1", "seed=0,1",
+             f"hydra.sweep.dir={tmp_path}/sweep", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    found = [json.loads(p.read_text()) for p in summaries(tmp_path / "sweep")]
+    assert sorted((s["price"], s["seed"]) for s in found) == [(0.0, 0), (0.0, 1), (1.0, 0), (1.0, 1)]
+    assert all(s["status"] == "complete" for s in found)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["task=nope"], "unknown task 'nope'"),
+    (["method=nope"], "unknown method 'nope'"),
+    (["-m", "method=pg,nope"], "unknown method 'nope'"),
+    (["price=-1"], "price must be >= 0"),
+    (["keep_rate=2"], "keep_rate must be in (0, 1]"),
+    (["method.eta=-1"], "eta must be >= 0"),
+    (["cost_ratio=-1"], "cost_ratio must be >= 0"),
+    (["device=cuda"], "no CUDA GPU"),
+    (["task=mnist", "task.data_root=/no/such/folder"], "does not exist"),
+])
+def test_bad_input_one_line_nonzero_no_results(tmp_path, args, message):
+    import torch
+    if "device=cuda" in args and torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    res = kb("run", "task=bandit", *args, "task.steps=2", cwd=tmp_path, timeout=120)
+    assert res.returncode != 0
+    assert message in res.stderr
+    assert "Traceback" not in res.stderr
+    assert len([line for line in res.stderr.splitlines() if "error" in line]) == 1
+    assert not summaries(tmp_path)
+
+
+def test_typo_and_wrong_type_are_errors(tmp_path):
+    for args, message in ((["task=bandit", "task.stepz=3"], "stepz"), (["price=abc"], "price")):
+        res = kb("run", *args, cwd=tmp_path, timeout=120)
+        assert res.returncode != 0 and message in res.stderr and "Traceback" not in res.stderr
+    assert not summaries(tmp_path)
+
+
+def test_usage_and_unknown_command(tmp_path):
+    assert kb("--help", cwd=tmp_path).returncode == 0
+    res = kb("frobnicate", cwd=tmp_path)
+    assert res.returncode == 2 and "unknown command" in res.stderr
