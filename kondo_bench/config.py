@@ -31,6 +31,17 @@ class KeptWeight(str, Enum):
     dg = "dg"  # the DG weight sigma(chi / eta) on top of the gate
 
 
+class Signal(str, Enum):
+    """What the gate screens on (the score compared with the price, or ranked for top-k)."""
+
+    delight = "delight"  # chi = U * l
+    random = "random"  # uniform noise: the control at equal keep rate
+    advantage = "advantage"  # U
+    abs_advantage = "abs_advantage"  # |U|
+    surprisal = "surprisal"  # l = -log pi(a|h)
+    additive = "additive"  # signal_alpha * U + (1 - signal_alpha) * l
+
+
 class Ties(str, Enum):
     random = "random"  # exactly k kept, ties broken at random
     all = "all"  # every sample tied with the k-th passes (the official code)
@@ -52,6 +63,9 @@ class BanditConfig(TaskConfig):
     step_size: float = 0.1  # alpha of the normalised logit step z <- z + alpha g/|g|
     baseline: float = 0.5  # b in U = R - b
     logit_std: float = 0.0  # initial logits ~ N(0, std); 0 gives uniform logits
+    reward_noise: float = 0.0  # sigma of Gaussian noise added to the reward of noisy arms
+    noisy_arms: float = 1.0  # 1: every arm is noisy (homoskedastic); < 1: that fraction of the
+    #                          wrong arms only (action-specific noise: the "gambling" regime)
     steps: int = 1000
     eval_every: int = 10
 
@@ -90,11 +104,19 @@ class ReversalConfig(TaskConfig):
 
 @dataclass
 class MethodConfig:
-    name: str = MISSING  # pg | dg | dgk | ce
+    name: str = MISSING  # pg | dg | dgk | ppo | pmpo | ce
     eta: float = 1.0  # temperature of sigma(chi / eta); 0 is the hard step 1{chi > 0}
     gate: Gate = Gate.auto
     kept_weight: KeptWeight = KeptWeight.one
     ties: Ties = Ties.random
+    signal: Signal = Signal.delight  # what the dgk gate screens on
+    signal_alpha: float = 0.5  # alpha of the additive signal
+    delight_noise: float = 0.0  # relative noise: chi * (1 + delight_noise * N(0, 1)) for weight and gate
+    epochs: int = 1  # ppo: passes over each batch
+    minibatches: int = 1  # ppo: minibatches per pass
+    clip: float = 0.2  # ppo: epsilon of the clipped ratio
+    kl: float = 0.0  # ppo: beta of the KL(old || new) penalty; pmpo: beta, pull towards the acting policy
+    alpha: float = 0.5  # pmpo: weight of preferred (U > 0) against rejected (U < 0) samples
 
 
 @dataclass
@@ -111,10 +133,11 @@ class Config:
     price: float = 0.0  # lambda, the compute price of a backward pass (dgk, gate=price)
     keep_rate: Optional[float] = None  # rho in (0, 1]: a fixed fraction passes (dgk)
     cost_ratio: float = 2.0  # c: backward cost in forward passes, for the modelled cost
+    staleness: int = 0  # D: act with the policy's parameters of D steps ago (distributed actors)
     progress: bool = True  # tqdm bar (shown only on a terminal)
 
 
-METHODS = ("pg", "dg", "dgk", "ce")
+METHODS = ("pg", "dg", "dgk", "ppo", "pmpo", "ce")
 
 
 def register() -> None:
@@ -150,6 +173,11 @@ def validate(cfg) -> None:
     need(cfg.keep_rate is None or 0 < cfg.keep_rate <= 1,
          f"keep_rate must be in (0, 1] (got {cfg.keep_rate}); e.g. keep_rate=0.03 keeps 3% of samples")
     need(cfg.method.eta >= 0, f"method.eta must be >= 0 (got {cfg.method.eta}); 0 is the hard gate")
+    m = cfg.method
+    need(cfg.staleness >= 0, f"staleness must be >= 0 (got {cfg.staleness})")
+    need(m.epochs >= 1 and m.minibatches >= 1, "method.epochs and method.minibatches must be >= 1")
+    need(m.clip >= 0 and m.kl >= 0 and m.delight_noise >= 0, "method.clip, method.kl and method.delight_noise must be >= 0")
+    need(0 <= m.alpha <= 1 and 0 <= m.signal_alpha <= 1, "method.alpha and method.signal_alpha must be in [0, 1]")
     need(cfg.cost_ratio >= 0, f"cost_ratio must be >= 0 (got {cfg.cost_ratio}); it is c, backward cost / forward cost")
     for key in ("steps", "batch_size", "eval_every"):
         need(cfg.task[key] >= 1, f"task.{key} must be >= 1 (got {cfg.task[key]})")

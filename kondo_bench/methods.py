@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .config import KeptWeight, Ties, resolve_gate
+from .config import KeptWeight, Signal, Ties, resolve_gate
 
 
 def delight(advantage: torch.Tensor, logp: torch.Tensor) -> torch.Tensor:
@@ -73,6 +73,23 @@ def topk_gate(score: torch.Tensor, keep_rate: float, ties: Ties = Ties.random) -
     return keep.reshape(score.shape)
 
 
+def screening_score(signal: Signal, advantage: torch.Tensor, logp: torch.Tensor, chi: torch.Tensor,
+                    alpha: float = 0.5) -> torch.Tensor:
+    """The score a gate compares with its price (or ranks, for top-k). Higher passes first."""
+    signal = Signal(signal)
+    if signal is Signal.delight:
+        return chi
+    if signal is Signal.random:
+        return torch.rand_like(chi)
+    if signal is Signal.advantage:
+        return advantage
+    if signal is Signal.abs_advantage:
+        return advantage.abs()
+    if signal is Signal.surprisal:
+        return -logp
+    return alpha * advantage + (1 - alpha) * -logp  # additive
+
+
 @dataclass
 class Selection:
     coef: torch.Tensor  # per-unit loss coefficient (already includes U); zero where not kept
@@ -82,24 +99,31 @@ class Selection:
 
 
 class Method:
-    """One training method: `select` maps the screen's tensors to coefficients and a keep mask."""
+    """One training method: `select` maps the screen's tensors to coefficients and a keep mask,
+    `loss` turns the re-computed log-probabilities of kept units into per-unit loss terms."""
 
     def __init__(self, name: str, eta: float = 1.0, gate: str = "none", price: float = 0.0,
                  keep_rate: float | None = None, kept_weight: KeptWeight = KeptWeight.one,
-                 ties: Ties = Ties.random):
+                 ties: Ties = Ties.random, signal: Signal = Signal.delight, signal_alpha: float = 0.5,
+                 delight_noise: float = 0.0, epochs: int = 1, minibatches: int = 1, clip: float = 0.2,
+                 kl: float = 0.0, alpha: float = 0.5):
         self.name, self.eta, self.gate = name, eta, gate
         self.price, self.keep_rate = price, keep_rate
         self.kept_weight, self.ties = KeptWeight(kept_weight), Ties(ties)
+        self.signal, self.signal_alpha, self.delight_noise = Signal(signal), signal_alpha, delight_noise
+        self.epochs, self.minibatches, self.clip, self.kl, self.alpha = epochs, minibatches, clip, kl, alpha
 
     @classmethod
     def from_config(cls, cfg) -> "Method":
         m = cfg.method
-        return cls(m.name, m.eta, resolve_gate(cfg), cfg.price, cfg.keep_rate, m.kept_weight, m.ties)
+        return cls(m.name, m.eta, resolve_gate(cfg), cfg.price, cfg.keep_rate, m.kept_weight, m.ties,
+                   m.signal, m.signal_alpha, m.delight_noise, m.epochs, m.minibatches, m.clip, m.kl, m.alpha)
 
     @property
     def gated(self) -> bool:
-        """Gated methods screen without autograd and re-run the forward pass on kept rows."""
-        return self.gate != "none"
+        """Methods that screen without autograd and re-run the forward pass on the rows they keep
+        (the gate, and PPO, whose later epochs need fresh log-probabilities anyway)."""
+        return self.gate != "none" or self.name == "ppo"
 
     @property
     def supervised(self) -> bool:
@@ -110,21 +134,46 @@ class Method:
         # Weights and gates are constants for autograd, whatever the caller passes in.
         advantage, logp = advantage.detach(), logp.detach()
         chi = delight(advantage, logp)
-        if self.name in ("pg", "ce"):
-            coef = torch.ones_like(advantage) if self.name == "ce" else advantage
-            return Selection(coef, torch.ones_like(chi, dtype=torch.bool), chi, None)
+        if self.delight_noise > 0:  # approximate delight: what the weight and the gate see
+            chi = chi * (1 + self.delight_noise * torch.randn_like(chi))
+        everything = torch.ones_like(chi, dtype=torch.bool)
+        if self.name == "ce":
+            return Selection(torch.ones_like(advantage), everything, chi, None)
+        if self.name in ("pg", "ppo"):
+            return Selection(advantage, everything, chi, None)
+        if self.name == "pmpo":
+            return Selection(self._pmpo_coef(advantage), everything, chi, None)
         weight = sigmoid_weight(chi, self.eta)
         if self.name == "dg":
-            return Selection(weight * advantage, torch.ones_like(chi, dtype=torch.bool), chi, None)
+            return Selection(weight * advantage, everything, chi, None)
+        score = screening_score(self.signal, advantage, logp, chi, self.signal_alpha)
         price = self.price
         if self.gate == "price":
-            keep = price_gate(chi, price, self.eta)
+            keep = price_gate(score, price, self.eta)
         elif self.gate == "quantile" and self.eta > 0:
-            price = price_for_keep_rate(chi, self.keep_rate, self.eta)
-            keep = price_gate(chi, price, self.eta)
+            price = price_for_keep_rate(score, self.keep_rate, self.eta)
+            keep = price_gate(score, price, self.eta)
         else:  # topk, and the quantile gate's hard (eta = 0) limit
-            keep = topk_gate(chi, self.keep_rate, self.ties)
+            keep = topk_gate(score, self.keep_rate, self.ties)
             price = None
         kept_coef = weight * advantage if self.kept_weight is KeptWeight.dg else advantage
         coef = torch.where(keep, kept_coef, torch.zeros_like(kept_coef))
         return Selection(coef, keep, chi, None if price is None else float(price))
+
+    def _pmpo_coef(self, advantage: torch.Tensor) -> torch.Tensor:
+        """alpha * mean over preferred - (1 - alpha) * mean over rejected, as per-unit coefficients
+        of a loss that is later divided by all units; plus beta, pulling towards the acting policy."""
+        n = advantage.numel()
+        pos, neg = (advantage > 0).to(advantage.dtype), (advantage < 0).to(advantage.dtype)
+        return (self.alpha * n * pos / pos.sum().clamp(min=1)
+                - (1 - self.alpha) * n * neg / neg.sum().clamp(min=1) + self.kl)
+
+    def loss(self, coef: torch.Tensor, logp: torch.Tensor, logp_old: torch.Tensor) -> torch.Tensor:
+        """Per-unit loss terms; their sum over all units, divided by the unit count, is minimised."""
+        if self.name != "ppo":
+            return -coef * logp
+        ratio = torch.exp(logp - logp_old)
+        surrogate = torch.minimum(ratio * coef, ratio.clamp(1 - self.clip, 1 + self.clip) * coef)
+        # k3 estimator of KL(old || new): zero with zero gradient at ratio 1, so one epoch is PG
+        kl = ratio - 1 - (logp - logp_old)
+        return -surrogate + self.kl * kl

@@ -15,7 +15,8 @@ from __future__ import annotations
 import logging
 import signal
 import sys
-from contextlib import contextmanager
+from collections import deque
+from contextlib import contextmanager, nullcontext
 
 import torch
 from tqdm import tqdm
@@ -26,31 +27,66 @@ from .results import RunWriter
 from .tasks import Batch, Task
 
 log = logging.getLogger(__name__)
+PLAIN = Method("pg")  # one pass, loss -coef * log pi: what every method but PPO uses
 
 
-def learn_step(task: Task, batch: Batch, sel: Selection) -> tuple[int, int]:
-    """Backward pass on the kept rows only. Returns (backward rows, backward units).
+def learn_step(task: Task, batch: Batch, sel: Selection, method: Method | None = None) -> tuple[int, int]:
+    """Backward passes on the kept rows only. Returns (backward rows, backward units), summed
+    over PPO's epochs (each epoch runs every kept row backward once more).
 
-    The loss is -sum(coef * log pi) over kept units, divided by *all* screened units (a
-    constant, as in the official code), so gating changes which terms exist, not their scale.
+    The loss is the sum of the method's per-unit terms over kept units, divided by *all*
+    screened units (a constant, as in the official code), so gating changes which terms
+    exist, not their scale. A minibatch is divided by its share of that count.
     """
-    n_rows = sel.keep.shape[0]
-    n_units = sel.keep.numel()
+    method = method or PLAIN
+    n_rows, n_units = sel.keep.shape[0], sel.keep.numel()
     if batch.logp_grad is not None:  # ungated: the acting forward pass already has its graph
-        rows, logp, coef = n_rows, batch.logp_grad, sel.coef
-        kept_units = n_units
-    else:
-        row_kept = sel.keep.reshape(n_rows, -1).any(1)
-        idx = row_kept.nonzero()[:, 0]
-        rows = idx.numel()
-        if rows == 0:
-            return 0, 0
-        logp = task.logp(batch, idx)  # the compacted forward pass, with autograd
-        coef = sel.coef[idx]
-        kept_units = int(sel.keep.sum())
-    loss = -(coef * logp).sum() / n_units
-    task.learn(loss)
-    return rows, kept_units
+        task.learn(method.loss(sel.coef, batch.logp_grad, batch.logp).sum() / n_units)
+        return n_rows, n_units
+    row_kept = sel.keep.reshape(n_rows, -1).any(1)
+    idx = row_kept.nonzero()[:, 0]
+    rows = idx.numel()
+    if rows == 0:
+        return 0, 0
+    kept_units = int(sel.keep.sum())
+    for _ in range(method.epochs):
+        order = idx[torch.randperm(rows, device=idx.device)] if method.minibatches > 1 else idx
+        for mb in order.chunk(method.minibatches):
+            logp = task.logp(batch, mb)  # the compacted forward pass, with autograd
+            terms = method.loss(sel.coef[mb], logp, batch.logp[mb])
+            task.learn(terms.sum() / (n_units * mb.numel() / rows))
+    return rows * method.epochs, kept_units * method.epochs
+
+
+class StalePolicy:
+    """Acting with the parameters of D steps ago, as a distributed actor would.
+
+    The task's own parameters (those its optimiser updates) are swapped in place for the
+    stale copy while it acts, then restored; the learner's re-forward uses the current ones.
+    """
+
+    def __init__(self, task: Task, staleness: int):
+        self.params = [p for g in task.optimizer.param_groups for p in g["params"]]
+        self.history = deque([self._snapshot()], maxlen=staleness + 1)
+
+    def _snapshot(self) -> list[torch.Tensor]:
+        return [p.detach().clone() for p in self.params]
+
+    @contextmanager
+    def acting(self):
+        current = self._snapshot()
+        with torch.no_grad():
+            for p, old in zip(self.params, self.history[0]):
+                p.copy_(old)
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for p, now in zip(self.params, current):
+                    p.copy_(now)
+
+    def after_step(self) -> None:
+        self.history.append(self._snapshot())
 
 
 class StopFlag:
@@ -78,16 +114,20 @@ def train(cfg, task: Task, method: Method, writer: RunWriter, device: torch.devi
     counters, timer = Counters(), PhaseTimer(device)
     interval = {"reward": 0.0, "screened_units": 0, "kept_units": 0, "price": [], "steps": 0}
     stop = StopFlag()
+    stale = StalePolicy(task, cfg.staleness) if cfg.staleness > 0 else None
+    acts_with_grad = not method.gated and stale is None  # else: screen, then re-forward kept rows
     show = cfg.progress and sys.stderr.isatty()
     with stop.installed(), tqdm(total=steps, disable=not show, unit="step", dynamic_ncols=True) as bar:
         for step in range(1, steps + 1):
-            with timer.phase("act"):
-                batch = task.act(grad=not method.gated, supervised=method.supervised)
+            with timer.phase("act"), (stale.acting() if stale else nullcontext()):
+                batch = task.act(grad=acts_with_grad, supervised=method.supervised)
             with timer.phase("screen"):
                 sel = method.select(batch.advantage, batch.logp)
             with timer.phase("learn"):
-                rows, units = learn_step(task, batch, sel)
-            counters.record(batch.reward.numel(), rows, units, reforward=method.gated)
+                rows, units = learn_step(task, batch, sel, method)
+            if stale:
+                stale.after_step()
+            counters.record(batch.reward.numel(), rows, units, reforward=not acts_with_grad)
             interval["reward"] += batch.reward.sum()  # a tensor: no host sync per step
             interval["screened_units"] += sel.keep.numel()
             interval["kept_units"] += units

@@ -60,8 +60,18 @@ class BanditTask(Task):
         self.logits = torch.nn.Parameter(torch.randn(n, k, device=device) * cfg.logit_std)
         self.target = torch.randint(k, (n,), device=device)
         self.optimizer = NormalisedStep([self.logits], cfg.step_size)
+        self.noise_std = self._noise_std(cfg, n, k, device)
         self._misalign: list[float] = []
         self._misalign_ce: list[float] = []
+
+    def _noise_std(self, cfg, n: int, k: int, device) -> torch.Tensor:
+        """Per (context, arm) reward-noise sigma: all arms, or a random fraction of the wrong ones."""
+        std = torch.full((n, k), float(cfg.reward_noise), device=device)
+        if cfg.noisy_arms < 1:
+            wrong = torch.rand(n, k, device=device).scatter(1, self.target[:, None], 2.0)  # target last
+            rank = wrong.argsort(1).argsort(1)  # 0 .. k-1, the target ranked k-1
+            std = torch.where(rank < round(cfg.noisy_arms * (k - 1)), std, torch.zeros_like(std))
+        return std
 
     def _logp(self, context: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         return self.logits[context].log_softmax(-1).gather(-1, action[:, None])[:, 0]
@@ -73,6 +83,8 @@ class BanditTask(Task):
             probs = self.logits[context].softmax(-1)
         action = self.target[context] if supervised else torch.multinomial(probs, 1)[:, 0]
         reward = (action == self.target[context]).float()
+        if self.cfg.reward_noise > 0:
+            reward = reward + self.noise_std[context, action] * torch.randn_like(reward)
         with torch.set_grad_enabled(grad):
             logp = self._logp(context, action)
         return Batch(logp.detach(), reward - self.cfg.baseline, reward, logp if grad else None,
