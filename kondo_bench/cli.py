@@ -14,6 +14,7 @@ from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 
 from .config import register
 from .errors import UserError
@@ -46,6 +47,15 @@ def _hydra_run(cfg) -> float | None:
         summary = run_experiment(cfg, out_dir)
     except UserError as e:
         _report(e)
+    if summary.get("skipped"):
+        print(f"skipped: {out_dir} already holds a complete run of this config (resume=false reruns it)")
+        return summary["final_quality"]
+    if summary["status"] == "failed":
+        print(f"kondo-bench: error: run failed: {summary['error']}; partial metrics and a failed summary "
+              f"are in {out_dir}", file=sys.stderr)
+        if HydraConfig.get().mode != RunMode.MULTIRUN:
+            sys.exit(1)
+        return None  # a sweep goes on to its next job
     q = summary["final_quality"]
     print(f"{summary['status']}: {summary['quality_metric']}={q if q is None else f'{q:.4g}'} "
           f"after {summary['steps']} steps; backward samples {summary['backward_samples']:,} "
@@ -68,6 +78,20 @@ def check_choices(args: list[str]) -> None:
                     raise UserError(f"unknown {group} '{value}': choose one of {', '.join(options)}")
 
 
+def check_output_dir(args: list[str]) -> None:
+    """A result folder that cannot be written is an error now, not after the run."""
+    import os
+
+    dirs = [a.split("=", 1)[1] for a in args if a.startswith(("hydra.run.dir=", "hydra.sweep.dir="))]
+    for d in dirs or ["."]:
+        path = Path(d).expanduser().absolute()
+        while not path.exists():
+            path = path.parent
+        if not path.is_dir() or not os.access(path, os.W_OK):
+            raise UserError(f"cannot write results under {d}: {path} is not a writable folder; "
+                            "choose another with hydra.run.dir=... or hydra.sweep.dir=...")
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
@@ -78,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         if not any(a.startswith(("--config-dir", "-cd")) for a in rest):  # user configs may add options
             try:
                 check_choices(rest)
+                check_output_dir(rest)
             except UserError as e:
                 _report(e)
         sys.argv = [sys.argv[0], *rest]

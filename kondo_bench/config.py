@@ -135,6 +135,8 @@ class Config:
     cost_ratio: float = 2.0  # c: backward cost in forward passes, for the modelled cost
     staleness: int = 0  # D: act with the policy's parameters of D steps ago (distributed actors)
     progress: bool = True  # tqdm bar (shown only on a terminal)
+    resume: bool = True  # skip a folder's complete run of the same config; continue from its checkpoint
+    checkpoint_every: int = 0  # steps between checkpoints (a multiple of task.eval_every); 0: none
 
 
 METHODS = ("pg", "dg", "dgk", "ppo", "pmpo", "ce")
@@ -174,6 +176,8 @@ def validate(cfg) -> None:
          f"keep_rate must be in (0, 1] (got {cfg.keep_rate}); e.g. keep_rate=0.03 keeps 3% of samples")
     need(cfg.method.eta >= 0, f"method.eta must be >= 0 (got {cfg.method.eta}); 0 is the hard gate")
     m = cfg.method
+    need(cfg.checkpoint_every >= 0 and cfg.checkpoint_every % cfg.task.eval_every == 0,
+         f"checkpoint_every must be a multiple of task.eval_every ({cfg.task.eval_every}), or 0 for none")
     need(cfg.staleness >= 0, f"staleness must be >= 0 (got {cfg.staleness})")
     need(m.epochs >= 1 and m.minibatches >= 1, "method.epochs and method.minibatches must be >= 1")
     need(m.clip >= 0 and m.kl >= 0 and m.delight_noise >= 0, "method.clip, method.kl and method.delight_noise must be >= 0")

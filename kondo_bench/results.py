@@ -48,15 +48,19 @@ def atomic_write_json(path: Path, obj) -> None:
 
 
 class RunWriter:
-    def __init__(self, out_dir: str | Path):
+    """Metrics rows, flushed as written. `rows` are kept from an earlier attempt (a resume)."""
+
+    def __init__(self, out_dir: str | Path, rows: list[dict] | None = None):
         self.dir = Path(out_dir)
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
             self._metrics = open(self.dir / METRICS, "w", buffering=1)
         except OSError as e:
-            raise UserError(f"cannot write results to {self.dir} ({e.strerror}); "
+            raise UserError(f"cannot write results to {self.dir} ({e.strerror or e}); "
                             "choose a writable folder with hydra.run.dir=... (or hydra.sweep.dir=...)") from e
         self.rows: list[dict] = []
+        for row in rows or []:
+            self.append(row)
 
     def append(self, row: dict) -> None:
         row = _clean(row)

@@ -13,15 +13,18 @@
 from __future__ import annotations
 
 import logging
-import signal
 import sys
+from pathlib import Path
 from collections import deque
 from contextlib import contextmanager, nullcontext
+from dataclasses import asdict
 
 import torch
 from tqdm import tqdm
 
 from .accounting import Counters, PhaseTimer
+from .reliability import (NumericsError, NumericsGuard, StopFlag, result_config, rng_state, save_checkpoint,
+                          set_rng_state)
 from .methods import Method, Selection
 from .results import RunWriter
 from .tasks import Batch, Task
@@ -30,7 +33,8 @@ log = logging.getLogger(__name__)
 PLAIN = Method("pg")  # one pass, loss -coef * log pi: what every method but PPO uses
 
 
-def learn_step(task: Task, batch: Batch, sel: Selection, method: Method | None = None) -> tuple[int, int]:
+def learn_step(task: Task, batch: Batch, sel: Selection, method: Method | None = None,
+               guard: NumericsGuard | None = None) -> tuple[int, int]:
     """Backward passes on the kept rows only. Returns (backward rows, backward units), summed
     over PPO's epochs (each epoch runs every kept row backward once more).
 
@@ -41,7 +45,10 @@ def learn_step(task: Task, batch: Batch, sel: Selection, method: Method | None =
     method = method or PLAIN
     n_rows, n_units = sel.keep.shape[0], sel.keep.numel()
     if batch.logp_grad is not None:  # ungated: the acting forward pass already has its graph
-        task.learn(method.loss(sel.coef, batch.logp_grad, batch.logp).sum() / n_units)
+        loss = method.loss(sel.coef, batch.logp_grad, batch.logp).sum() / n_units
+        if guard:
+            guard.watch("loss", loss)
+        task.learn(loss)
         return n_rows, n_units
     row_kept = sel.keep.reshape(n_rows, -1).any(1)
     idx = row_kept.nonzero()[:, 0]
@@ -53,8 +60,10 @@ def learn_step(task: Task, batch: Batch, sel: Selection, method: Method | None =
         order = idx[torch.randperm(rows, device=idx.device)] if method.minibatches > 1 else idx
         for mb in order.chunk(method.minibatches):
             logp = task.logp(batch, mb)  # the compacted forward pass, with autograd
-            terms = method.loss(sel.coef[mb], logp, batch.logp[mb])
-            task.learn(terms.sum() / (n_units * mb.numel() / rows))
+            loss = method.loss(sel.coef[mb], logp, batch.logp[mb]).sum() / (n_units * mb.numel() / rows)
+            if guard:
+                guard.watch("loss", loss)
+            task.learn(loss)
     return rows * method.epochs, kept_units * method.epochs
 
 
@@ -66,7 +75,7 @@ class StalePolicy:
     """
 
     def __init__(self, task: Task, staleness: int):
-        self.params = [p for g in task.optimizer.param_groups for p in g["params"]]
+        self.params = task.parameters()
         self.history = deque([self._snapshot()], maxlen=staleness + 1)
 
     def _snapshot(self) -> list[torch.Tensor]:
@@ -89,64 +98,77 @@ class StalePolicy:
         self.history.append(self._snapshot())
 
 
-class StopFlag:
-    """Ctrl-C or SIGTERM asks the loop to stop at the next step boundary."""
-
-    def __init__(self):
-        self.signal: str | None = None
-
-    @contextmanager
-    def installed(self):
-        def handler(signum, _frame):
-            self.signal = signal.Signals(signum).name
-
-        old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield self
-        finally:
-            for s, h in old.items():
-                signal.signal(s, h)
+def new_interval() -> dict:
+    return {"reward": 0.0, "screened_units": 0, "kept_units": 0, "price": [], "steps": 0}
 
 
-def train(cfg, task: Task, method: Method, writer: RunWriter, device: torch.device) -> dict:
-    """Run the loop for cfg.task.steps steps; returns what the summary needs."""
+def train(cfg, task: Task, method: Method, writer: RunWriter, device: torch.device,
+          resume: dict | None = None) -> dict:
+    """Run the loop to cfg.task.steps (from a checkpoint's step when resuming).
+
+    Returns what the summary needs: status (complete | interrupted | failed), counters, times.
+    """
     steps, eval_every = cfg.task.steps, cfg.task.eval_every
-    counters, timer = Counters(), PhaseTimer(device)
-    interval = {"reward": 0.0, "screened_units": 0, "kept_units": 0, "price": [], "steps": 0}
-    stop = StopFlag()
+    counters, timer, guard, stop = Counters(), PhaseTimer(device), NumericsGuard(device), StopFlag()
     stale = StalePolicy(task, cfg.staleness) if cfg.staleness > 0 else None
     acts_with_grad = not method.gated and stale is None  # else: screen, then re-forward kept rows
+    start = 0
+    if resume is not None:
+        start = resume["step"]
+        task.load_state_dict(resume["task"])
+        counters = Counters(**resume["counters"])
+        timer.seconds.update(resume["seconds"])
+        if stale:
+            stale.history.extend(resume["stale"])
+        set_rng_state(resume["rng"])
+        log.info("resumed from the checkpoint at step %d", start)
+    interval, status, error = new_interval(), "complete", None
     show = cfg.progress and sys.stderr.isatty()
-    with stop.installed(), tqdm(total=steps, disable=not show, unit="step", dynamic_ncols=True) as bar:
-        for step in range(1, steps + 1):
-            with timer.phase("act"), (stale.acting() if stale else nullcontext()):
-                batch = task.act(grad=acts_with_grad, supervised=method.supervised)
-            with timer.phase("screen"):
-                sel = method.select(batch.advantage, batch.logp)
-            with timer.phase("learn"):
-                rows, units = learn_step(task, batch, sel, method)
-            if stale:
-                stale.after_step()
-            counters.record(batch.reward.numel(), rows, units, reforward=not acts_with_grad)
-            interval["reward"] += batch.reward.sum()  # a tensor: no host sync per step
-            interval["screened_units"] += sel.keep.numel()
-            interval["kept_units"] += units
-            interval["steps"] += 1
-            if sel.price is not None:
-                interval["price"].append(sel.price)
-            last = step == steps or stop.signal is not None
-            if step % eval_every == 0 or last:
-                with timer.phase("eval"):
-                    quality = task.evaluate()
-                writer.append(_row(step, counters, timer, interval, quality, cfg.cost_ratio, batch.reward.numel()))
-                bar.set_postfix({task.quality: quality.get(task.quality)}, refresh=False)
-                interval = {"reward": 0.0, "screened_units": 0, "kept_units": 0, "price": [], "steps": 0}
-            bar.update()
-            if stop.signal is not None:
-                log.warning("stopped by %s after step %d of %d", stop.signal, step, steps)
-                break
-    status = "complete" if stop.signal is None else "interrupted"
-    return {"status": status, "counters": counters.as_dict(cfg.cost_ratio), "time": timer.as_dict()}
+    with stop.installed(), tqdm(total=steps, initial=start, disable=not show, unit="step", dynamic_ncols=True) as bar:
+        try:
+            for step in range(start + 1, steps + 1):
+                guard.step = step
+                try:
+                    with timer.phase("act"), (stale.acting() if stale else nullcontext()):
+                        batch = task.act(grad=acts_with_grad, supervised=method.supervised)
+                    with timer.phase("screen"):
+                        sel = method.select(batch.advantage, batch.logp)
+                        guard.watch("delight", sel.delight)
+                    with timer.phase("learn"):
+                        rows, units = learn_step(task, batch, sel, method, guard)
+                except RuntimeError:  # e.g. sampling from NaN probabilities: name the cause if numeric
+                    guard.check(task.parameters(), {})
+                    raise
+                if stale:
+                    stale.after_step()
+                counters.record(batch.reward.numel(), rows, units, reforward=not acts_with_grad)
+                interval["reward"] += batch.reward.sum()  # a tensor: no host sync per step
+                interval["screened_units"] += sel.keep.numel()
+                interval["kept_units"] += units
+                interval["steps"] += 1
+                if sel.price is not None:
+                    interval["price"].append(sel.price)
+                if step % eval_every == 0 or step == steps or stop.signal is not None:
+                    with timer.phase("eval"):
+                        quality = task.evaluate()
+                    guard.check(task.parameters(), quality)
+                    writer.append(_row(step, counters, timer, interval, quality, cfg.cost_ratio, batch.reward.numel()))
+                    bar.set_postfix({task.quality: quality.get(task.quality)}, refresh=False)
+                    interval = new_interval()
+                    if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < steps:
+                        save_checkpoint(writer.dir, {
+                            "step": step, "task": task.state_dict(), "counters": asdict(counters),
+                            "seconds": dict(timer.seconds), "stale": list(stale.history) if stale else [],
+                            "rng": rng_state(), "rows": len(writer.rows), "result_config": result_config(cfg)})
+                bar.update()
+                if stop.signal is not None:
+                    status = "interrupted"
+                    log.warning("stopped by %s after step %d of %d", stop.signal, step, steps)
+                    break
+        except NumericsError as e:
+            status, error = "failed", str(e)
+            log.error("run failed: %s", e)
+    return {"status": status, "error": error, "counters": counters.as_dict(cfg.cost_ratio), "time": timer.as_dict()}
 
 
 def _row(step, counters, timer, interval, quality, cost_ratio, batch_rows) -> dict:
@@ -189,18 +211,36 @@ def seed_everything(seed: int) -> None:
 
 
 def run_experiment(cfg, out_dir) -> dict:
-    """Validate, build the task and method, train, and write the summary last."""
+    """Validate, build the task and method, train, and write the summary last.
+
+    With resume=true (the default), a folder that already holds a complete run of the same
+    config is skipped, and a folder with a checkpoint of the same config continues from it.
+    """
     import time
 
     from omegaconf import OmegaConf
 
     from . import __version__
     from .config import resolve_gate, validate
+    from .errors import UserError
+    from .reliability import load_checkpoint
+    from .results import SUMMARY, read_metrics, read_summary
     from .tasks import make_task
 
     validate(cfg)
     device = resolve_device(cfg.device.name)
-    writer = RunWriter(out_dir)  # fails now, not after hours, if the folder is not writable
+    config = result_config(cfg)
+    prior = read_summary(out_dir) if (Path(out_dir) / SUMMARY).is_file() else None
+    if prior and prior.get("status") == "complete" and cfg.resume:
+        if prior.get("result_config") == config:
+            log.debug("%s already holds a complete run of this config", out_dir)
+            return {**prior, "skipped": True}
+        raise UserError(f"{out_dir} already holds a complete run of a different config; choose another "
+                        "folder (hydra.run.dir=... or hydra.sweep.dir=...) or pass resume=false to overwrite it")
+    checkpoint = load_checkpoint(out_dir, config) if cfg.resume and Path(out_dir).is_dir() else None
+    kept_rows = read_metrics(out_dir)[:checkpoint["rows"]] if checkpoint else []
+    writer = RunWriter(out_dir, kept_rows)  # fails now, not after hours, if the folder is not writable
+    (Path(out_dir) / SUMMARY).unlink(missing_ok=True)  # a rerun is incomplete until it finishes
     seed_everything(cfg.seed)
     task = make_task(cfg, device)
     method = Method.from_config(cfg)
@@ -208,22 +248,24 @@ def run_experiment(cfg, out_dir) -> dict:
     log.info("task=%s method=%s gate=%s price=%s keep_rate=%s eta=%s seed=%d device=%s -> %s",
              cfg.task.name, method.name, gate, cfg.price, cfg.keep_rate, cfg.method.eta, cfg.seed, device, out_dir)
     started = time.time()
-    result = train(cfg, task, method, writer, device)
+    result = train(cfg, task, method, writer, device, checkpoint)
     final = writer.rows[-1] if writer.rows else {}
     values = [r[task.quality] for r in writer.rows if r.get(task.quality) is not None]
     summary = {
-        "status": result["status"],
+        "status": result["status"], "error": result["error"],
         "task": cfg.task.name, "method": method.name, "gate": gate,
         "price": cfg.price if gate == "price" else None,
         "keep_rate": cfg.keep_rate if gate in ("quantile", "topk") else None,
         "eta": cfg.method.eta, "seed": cfg.seed, "cost_ratio": cfg.cost_ratio,
         "device": str(device), "steps_planned": cfg.task.steps,
+        "resumed_from_step": checkpoint["step"] if checkpoint else None,
         "quality_metric": task.quality,
         "final_quality": final.get(task.quality), "best_quality": min(values) if values else None,
         "final": final, **result["counters"], **result["time"],
         "wall_seconds": round(time.time() - started, 3),
         **task.info(),
         "config": OmegaConf.to_container(cfg, resolve=True, enum_to_str=True),
+        "result_config": config,
         "versions": {"kondo_bench": __version__, "torch": torch.__version__},
     }
     writer.finish(summary)

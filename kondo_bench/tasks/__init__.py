@@ -32,6 +32,24 @@ class Batch:
 
 class Task:
     quality: str = "error"
+    checkpoint_attrs: tuple[str, ...] = ()  # extra attributes a checkpoint must carry
+
+    def parameters(self) -> list[torch.Tensor]:
+        """What the optimiser updates: the policy, for staleness, checkpoints and NaN checks."""
+        return [p for group in self.optimizer.param_groups for p in group["params"]]
+
+    def state_dict(self) -> dict:
+        return {"params": [p.detach().clone() for p in self.parameters()],
+                "optimizer": self.optimizer.state_dict(),
+                "extra": {k: getattr(self, k) for k in self.checkpoint_attrs}}
+
+    def load_state_dict(self, state: dict) -> None:
+        with torch.no_grad():
+            for p, saved in zip(self.parameters(), state["params"]):
+                p.copy_(saved)
+        self.optimizer.load_state_dict(state["optimizer"])
+        for k, v in state["extra"].items():
+            setattr(self, k, v)
 
     def act(self, grad: bool, supervised: bool) -> Batch:
         raise NotImplementedError

@@ -47,13 +47,14 @@ class NormalisedStep(torch.optim.Optimizer):
         for group in self.param_groups:
             grads = [p.grad for p in group["params"] if p.grad is not None]
             norm = torch.sqrt(sum((g * g).sum() for g in grads))
-            if norm > 0:
-                for p in group["params"]:
-                    if p.grad is not None:
-                        p.add_(p.grad, alpha=-group["step_size"] / norm.item())
+            scale = group["step_size"] / norm.clamp(min=1e-30)  # a tensor: no host sync
+            for p in group["params"]:
+                if p.grad is not None:
+                    p.sub_(p.grad * scale)
 
 
 class BanditTask(Task):
+    checkpoint_attrs = ("_misalign", "_misalign_ce")
     def __init__(self, cfg, device: torch.device):
         self.cfg, self.device = cfg, device
         n, k = cfg.contexts, cfg.arms

@@ -1,0 +1,112 @@
+"""Issue 7: interruption, resume, checkpoints, numerics, unwritable folders."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import kb, make_cfg, needs_mnist
+from kondo_bench.errors import UserError
+from kondo_bench.train import run_experiment
+
+
+def rows(path):
+    return [json.loads(x) for x in (path / "metrics.jsonl").read_text().splitlines()]
+
+
+def summary(path):
+    return json.loads((path / "summary.json").read_text())
+
+
+def test_sigterm_stops_at_a_step_boundary_and_keeps_metrics(tmp_path):
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "kondo_bench.cli", "run", "task=bandit", "task.steps=10000000",
+           "task.eval_every=20", f"hydra.run.dir={run}"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 60
+    while time.time() < deadline and not ((run / "metrics.jsonl").exists() and len(rows(run)) >= 2):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    s = summary(run)
+    assert s["status"] == "interrupted" and "SIGTERM" in out + err
+    r = rows(run)
+    assert len(r) >= 2 and r[-1]["step"] == s["steps"] < 10_000_000
+
+
+def test_failed_run_numerics(tmp_path):
+    res = kb("run", "task=bandit", "task.step_size=1e38", "task.steps=50", f"hydra.run.dir={tmp_path}/run",
+             cwd=tmp_path)
+    assert res.returncode == 1 and "non-finite weights" in res.stderr and "Traceback" not in res.stderr
+    s = summary(tmp_path / "run")
+    assert s["status"] == "failed" and "step" in s["error"]
+
+
+def test_sweep_goes_on_after_a_failed_job_and_resume_skips_finished_ones(tmp_path):
+    sweep = tmp_path / "sweep"
+    args = ("run", "-m", "task=bandit", "task.steps=30", "task.step_size=1e38,0.1", f"hydra.sweep.dir={sweep}")
+    res = kb(*args, cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert summary(sweep / "0")["status"] == "failed" and summary(sweep / "1")["status"] == "complete"
+    (sweep / "1" / "summary.json").rename(sweep / "1" / "old.json")  # as if job 1 had been killed
+    mtime_failed = (sweep / "0" / "summary.json").stat().st_mtime
+    res = kb(*args, cwd=tmp_path)
+    assert res.returncode == 0
+    assert summary(sweep / "1")["status"] == "complete"  # rerun
+    assert (sweep / "0" / "summary.json").stat().st_mtime != mtime_failed  # failed jobs are rerun too
+    res = kb(*args, cwd=tmp_path)
+    assert res.stdout.count("skipped:") == 1  # the complete job is skipped; the failed one reruns
+
+
+def test_complete_folder_of_another_config_is_refused(tmp_path):
+    run_experiment(make_cfg("task=bandit", "task.steps=10", "progress=false"), tmp_path)
+    again = run_experiment(make_cfg("task=bandit", "task.steps=10", "progress=true"), tmp_path)
+    assert again.get("skipped")  # progress does not change results
+    with pytest.raises(UserError, match="different config"):
+        run_experiment(make_cfg("task=bandit", "task.steps=20", "progress=false"), tmp_path)
+    assert run_experiment(make_cfg("task=bandit", "task.steps=20", "progress=false", "resume=false"),
+                          tmp_path)["steps"] == 20
+
+
+
+
+@pytest.mark.parametrize("task", ["bandit_multi", pytest.param("mnist", marks=needs_mnist)])
+def test_checkpoint_resume_reproduces_the_uninterrupted_run(tmp_path, monkeypatch, task):
+    from kondo_bench.tasks.bandit import BanditTask
+    from kondo_bench.tasks.mnist import MnistTask
+    cls = {"bandit_multi": BanditTask, "mnist": MnistTask}[task]
+    args = (f"task={task}", "task.steps=60", "task.eval_every=10", "checkpoint_every=20", "progress=false",
+            "method=dgk", "keep_rate=0.2", "seed=5")
+    full = run_experiment(make_cfg(*args), tmp_path / "full")
+    original = cls.evaluate
+    calls = {"n": 0}
+
+    def evaluate(self):  # a SIGTERM arrives while step 50 is evaluated
+        calls["n"] += 1
+        if calls["n"] == 5:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return original(self)
+
+    monkeypatch.setattr(cls, "evaluate", evaluate)
+    cut = run_experiment(make_cfg(*args), tmp_path / "cut")
+    monkeypatch.setattr(cls, "evaluate", original)
+    assert cut["status"] == "interrupted" and cut["steps"] in (50, 51)
+    resumed = run_experiment(make_cfg(*args), tmp_path / "cut")
+    assert resumed["status"] == "complete" and resumed["resumed_from_step"] == 40
+    strip = lambda rs: [{k: v for k, v in r.items() if not k.startswith("time_")} for r in rs]  # noqa: E731
+    assert strip(rows(tmp_path / "cut")) == strip(rows(tmp_path / "full"))
+    assert resumed["backward_samples"] == full["backward_samples"]
+
+
+def test_unwritable_result_folder_is_refused_at_start(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(UserError, match="cannot write results"):
+        run_experiment(make_cfg("task=bandit", "task.steps=5"), blocker / "run")
+    res = kb("run", "task=bandit", "task.steps=5", f"hydra.run.dir={blocker}/run", cwd=tmp_path)
+    assert res.returncode == 2 and "not a writable folder" in res.stderr and "Traceback" not in res.stderr
