@@ -1,0 +1,259 @@
+"""Token reversal: rewards, grouped baseline, per-token gates, the transformer, and real runs."""
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from conftest import REPO, kb, make_cfg
+from kondo_bench.config import ReversalConfig
+from kondo_bench.errors import UserError
+from kondo_bench.methods import Method, topk_gate
+from kondo_bench.tasks.reversal import ReversalTask, answer_logp, grouped_advantage, reward_of, target_of
+from kondo_bench.train import learn_step, run_experiment
+
+T = torch.tensor
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Tiny tensors: one thread is faster, and two stall badly on a busy 2-core machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def tiny_task(**kw) -> ReversalTask:
+    base = dict(horizon=4, vocab=3, batch_size=12, samples_per_prompt=3, d_model=16, layers=2,
+                heads=2, ffn=32, eval_prompts=20)
+    return ReversalTask(OmegaConf.structured(ReversalConfig(**{**base, **kw})), torch.device("cpu"))
+
+
+# ---- the environment ----
+
+def test_targets_of_each_variant():
+    prompt = T([[0, 1, 2, 2]])
+    assert target_of(prompt, "reverse", 3).tolist() == [[2, 2, 1, 0]]
+    assert target_of(prompt, "copy", 3).tolist() == [[0, 1, 2, 2]]
+    assert target_of(prompt, "flip", 3).tolist() == [[1, 2, 0, 0]]
+
+
+@pytest.mark.parametrize("scoring, kappa, expected", [
+    # answers against the target [1, 1, 0, 1]:
+    #   all right | first wrong | last wrong | 2nd and 4th wrong | all wrong
+    ("fraction", 1.0, [1, 3 / 4, 3 / 4, 2 / 4, 0]),
+    ("sequential", 1.0, [1, 0, 3 / 4, 1 / 4, 0]),
+    ("fraction", 0.5, [1, 3 / 8, 3 / 8, 2 / 8, 0]),  # 0.5 * fraction + 0.5 * 1{all right}
+    ("sequential", 0.0, [1, 0, 0, 0, 0]),  # kappa = 0: only a perfect answer pays
+])
+def test_reward_on_hand_made_answers(scoring, kappa, expected):
+    target = T([[1, 1, 0, 1]]).expand(5, -1)
+    answer = T([[1, 1, 0, 1], [0, 1, 0, 1], [1, 1, 0, 0], [1, 0, 0, 0], [0, 0, 1, 0]])
+    got = reward_of(answer, target, scoring, kappa)
+    assert torch.allclose(got, T(expected, dtype=torch.float)), got
+
+
+@pytest.mark.parametrize("variant", ["reverse", "copy", "flip"])
+def test_reward_through_target_for_each_variant(variant):
+    prompt = T([[0, 1, 1], [2, 0, 1]])
+    right = {"reverse": [[1, 1, 0], [1, 0, 2]], "copy": [[0, 1, 1], [2, 0, 1]],
+             "flip": [[1, 2, 2], [0, 1, 2]]}[variant]
+    target = target_of(prompt, variant, 3)
+    assert reward_of(T(right), target).tolist() == [1.0, 1.0]
+    wrong_last = T(right).clone()
+    wrong_last[:, -1] = (wrong_last[:, -1] + 1) % 3
+    assert torch.allclose(reward_of(wrong_last, target), T([2 / 3, 2 / 3]))
+    assert reward_of(wrong_last, target, "sequential", 0.5).tolist() == pytest.approx([1 / 3, 1 / 3])
+
+
+def test_task_rewards_its_own_batch_correctly():
+    task = tiny_task(variant="flip")
+    batch = task.act(grad=False, supervised=False)
+    prompt, answer = batch.data["prompt"][batch.data["group"]], batch.data["answer"]
+    by_hand = [sum(int(a) == (int(p) + 1) % 3 for a, p in zip(ar, pr)) / 4 for ar, pr in zip(answer, prompt)]
+    assert batch.reward.tolist() == pytest.approx(by_hand)
+    assert batch.data["group"].tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3]  # 4 prompts x 3, prompt-major
+
+
+# ---- baseline, delight and the per-token gate ----
+
+def test_grouped_baseline_delight_and_gate_by_hand():
+    reward = T([1.0, 0.5, 0.0, 0.0, 1.0, 0.5])  # 2 prompts x 3 samples
+    u = grouped_advantage(reward, 3)
+    assert torch.allclose(u, T([0.5, 0.0, -0.5, -0.5, 0.5, 0.0]))  # baselines 0.5 and 0.5
+    adv = u[:, None].expand(-1, 2).contiguous()  # H = 2 tokens, the sequence's U on each
+    logp = torch.log(T([[0.5, 0.25], [0.9, 0.9], [0.8, 0.1], [0.5, 0.5], [0.2, 0.9], [0.6, 0.6]]))
+    chi = -u[:, None] * logp  # delight = U * surprisal, per token
+    sel = Method("dg", eta=1.0).select(adv, logp)
+    assert torch.allclose(sel.delight, chi)
+    assert torch.allclose(sel.coef, torch.sigmoid(chi) * adv)
+    assert sel.keep.all()
+    # top 2 of 12 tokens by delight: 0.5 * log 5 (row 4, token 0) and 0.5 * log 4 (row 0, token 1)
+    keep = topk_gate(chi, 2 / 12)
+    assert keep.nonzero().tolist() == [[0, 1], [4, 0]]
+    sel = Method("dgk", gate="topk", keep_rate=2 / 12).select(adv, logp)
+    assert torch.equal(sel.keep, keep)
+    assert torch.allclose(sel.coef, torch.where(keep, adv, torch.zeros_like(adv)))  # kept: plain PG, unit weight
+
+
+def test_act_broadcasts_the_grouped_advantage_to_tokens():
+    task = tiny_task()
+    batch = task.act(grad=False, supervised=False)
+    assert batch.logp.shape == batch.advantage.shape == (12, 4) and batch.reward.shape == (12,)
+    u = batch.reward.reshape(4, 3) - batch.reward.reshape(4, 3).mean(1, keepdim=True)
+    assert torch.allclose(batch.advantage, u.reshape(12, 1).expand(-1, 4))
+
+
+def test_compacted_rows_give_the_masked_full_batch_gradient():
+    task = tiny_task()
+    captured = {}
+
+    def keep_grads(loss):
+        task.net.zero_grad()
+        loss.backward()
+        captured["g"] = torch.cat([p.grad.reshape(-1) for p in task.net.parameters()])
+
+    task.learn = keep_grads
+    batch = task.act(grad=False, supervised=False)
+    batch.advantage = torch.randn(12, 1).expand(-1, 4).contiguous()  # no all-zero groups
+    sel = Method("dgk", gate="topk", keep_rate=0.2).select(batch.advantage, batch.logp)
+    rows, units = learn_step(task, batch, sel)
+    assert units == 10 and rows < 12  # some rows skipped, so the re-forward really was compacted
+    compacted = captured["g"]
+    full = task.logp(batch, torch.arange(12))
+    keep_grads(-(sel.coef * sel.keep * full).sum() / 48)
+    assert torch.allclose(compacted, captured["g"], atol=1e-6)
+
+
+# ---- the transformer ----
+
+def test_causal_mask_later_tokens_do_not_change_earlier_logits():
+    net = tiny_task().net
+    seq = torch.randint(3, (5, 7))
+    other = seq.clone()
+    other[:, 4] = (other[:, 4] + 1) % 3
+    (a, _), (b, _) = net(seq), net(other)
+    assert torch.allclose(a[:, :4], b[:, :4], atol=1e-6)
+    assert not torch.allclose(a[:, 4:], b[:, 4:])
+
+
+def test_shared_prompt_pass_equals_the_plain_full_sequence_pass():
+    task = tiny_task()
+    prompt, answer = torch.randint(3, (4, 4)), torch.randint(3, (12, 4))
+    group = T([0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3])
+    shared = answer_logp(task.net, prompt, answer, group)
+    logits, _ = task.net(torch.cat([prompt[group], answer[:, :-1]], 1))  # 2H - 1 positions, no sharing
+    plain = logits[:, 3:].log_softmax(-1).gather(-1, answer[..., None])[..., 0]
+    assert shared.shape == (12, 4) and torch.allclose(shared, plain, atol=1e-5)
+    rows = T([1, 7, 8])  # the compacted re-forward of a few rows agrees too
+    batch = task.act(grad=False, supervised=False)
+    batch.data.update(prompt=prompt, answer=answer, group=group)
+    assert torch.allclose(task.logp(batch, rows), plain[rows], atol=1e-5)
+
+
+def test_sampler_kv_cache_matches_teacher_forcing_and_grad_modes_agree():
+    task = tiny_task()
+    torch.manual_seed(1)
+    screened = task.act(grad=False, supervised=False)  # log pi from the KV-cache sampler
+    torch.manual_seed(1)
+    acted = task.act(grad=True, supervised=False)  # one teacher-forced forward with autograd
+    assert torch.equal(screened.data["answer"], acted.data["answer"])
+    assert acted.logp_grad.requires_grad and not acted.logp.requires_grad
+    assert torch.allclose(acted.logp_grad.detach(), acted.logp)
+    assert torch.allclose(screened.logp, acted.logp, atol=1e-5)
+    assert torch.allclose(task.logp(screened, torch.arange(12)), screened.logp, atol=1e-5)
+    assert (screened.logp <= 0).all()
+
+
+def test_supervised_acts_with_the_true_answer():
+    task = tiny_task()
+    batch = task.act(grad=True, supervised=True)
+    assert torch.equal(batch.data["answer"], batch.data["prompt"][batch.data["group"]].flip(1))
+    assert (batch.reward == 1).all() and batch.logp_grad.requires_grad
+
+
+def test_evaluate_reports_errors_and_leaves_the_training_rng_alone():
+    task = tiny_task()
+    task.act(grad=False, supervised=False)
+    state = torch.get_rng_state()
+    out = task.evaluate()
+    assert torch.equal(state, torch.get_rng_state())
+    assert set(out) == {"seq_error", "greedy_error", "cumulative_error"}
+    assert all(0 <= v <= 1 for v in out.values())
+
+
+@pytest.mark.parametrize("override, match", [
+    ({"batch_size": 10}, "multiple of task.samples_per_prompt"),
+    ({"variant": "sort"}, "task.variant"),
+    ({"scoring": "all"}, "task.scoring"),
+    ({"kappa": 1.5}, "task.kappa"),
+    ({"d_model": 10, "heads": 4}, "divisible"),
+])
+def test_bad_settings_are_user_errors(override, match):
+    with pytest.raises(UserError, match=match):
+        tiny_task(**override)
+
+
+# ---- real runs ----
+
+def test_dg_learns_short_reversal(tmp_path):
+    cfg = make_cfg("task=reversal", "method=dg", "device=cpu", "progress=false", "task.horizon=3",
+                   "task.steps=100", "task.eval_every=50", "task.lr=0.003")
+    summary = run_experiment(cfg, tmp_path)
+    assert summary["status"] == "complete" and summary["final_quality"] < 0.1
+    assert summary["final"]["greedy_error"] < 0.1
+    assert summary["forward_samples"] == summary["backward_samples"] == 100 * 100
+
+
+def test_cli_dgk_counts_tokens(tmp_path, monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    out = tmp_path / "run"
+    r = kb("run", "task=reversal", "method=dgk", "keep_rate=0.1", "task.steps=20", "task.eval_every=10",
+           "device=cpu", "progress=false", f"hydra.run.dir={out}", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in rows] == [10, 20]
+    for row in rows:
+        assert row["backward_units"] == row["steps"] * 100  # 10% of 1,000 tokens per step
+        assert row["backward_units"] < row["backward_samples"] * 10 and row["backward_samples"] < row["forward_samples"]
+        assert row["keep_rate"] == pytest.approx(0.1) and not math.isnan(row["seq_error"])
+    assert json.loads((out / "summary.json").read_text())["status"] == "complete"
+
+
+def test_checkpoint_resume_reproduces_the_uninterrupted_run(tmp_path, monkeypatch):
+    args = ("task=reversal", "task.horizon=3", "task.steps=30", "task.eval_every=5", "task.eval_prompts=20",
+            "checkpoint_every=10", "progress=false", "device=cpu", "method=dgk", "keep_rate=0.2", "seed=3")
+    run_experiment(make_cfg(*args), tmp_path / "full")
+    original, calls = ReversalTask.evaluate, {"n": 0}
+
+    def evaluate(self):  # a SIGTERM arrives while step 25 is evaluated
+        calls["n"] += 1
+        if calls["n"] == 5:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return original(self)
+
+    monkeypatch.setattr(ReversalTask, "evaluate", evaluate)
+    assert run_experiment(make_cfg(*args), tmp_path / "cut")["status"] == "interrupted"
+    monkeypatch.setattr(ReversalTask, "evaluate", original)
+    resumed = run_experiment(make_cfg(*args), tmp_path / "cut")
+    assert resumed["status"] == "complete" and resumed["resumed_from_step"] == 20
+
+    def rows(d):
+        return [{k: v for k, v in json.loads(line).items() if not k.startswith("time_")}
+                for line in (d / "metrics.jsonl").read_text().splitlines()]
+    assert rows(tmp_path / "cut") == rows(tmp_path / "full")
+
+
+def test_hstar_script_runs_a_tiny_sweep(tmp_path):
+    r = subprocess.run([sys.executable, str(REPO / "scripts" / "hstar.py"), "--horizons", "1", "2",
+                        "--steps", "5", "--threads", "1", "--out", str(tmp_path), "task.eval_prompts=20"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "H*" in r.stdout
