@@ -122,6 +122,7 @@ class MethodConfig:
 @dataclass
 class DeviceConfig:
     name: str = "auto"  # auto | cpu | cuda
+    threads: Optional[int] = None  # torch CPU threads; None keeps torch's default (all cores)
 
 
 @dataclass
@@ -178,6 +179,7 @@ def validate(cfg) -> None:
     m = cfg.method
     need(cfg.checkpoint_every >= 0 and cfg.checkpoint_every % cfg.task.eval_every == 0,
          f"checkpoint_every must be a multiple of task.eval_every ({cfg.task.eval_every}), or 0 for none")
+    need(cfg.device.threads is None or cfg.device.threads >= 1, "device.threads must be >= 1 (or null)")
     need(cfg.staleness >= 0, f"staleness must be >= 0 (got {cfg.staleness})")
     need(m.epochs >= 1 and m.minibatches >= 1, "method.epochs and method.minibatches must be >= 1")
     need(m.clip >= 0 and m.kl >= 0 and m.delight_noise >= 0, "method.clip, method.kl and method.delight_noise must be >= 0")

@@ -229,6 +229,8 @@ def run_experiment(cfg, out_dir) -> dict:
 
     validate(cfg)
     device = resolve_device(cfg.device.name)
+    if cfg.device.threads:
+        torch.set_num_threads(cfg.device.threads)
     config = result_config(cfg)
     prior = read_summary(out_dir) if (Path(out_dir) / SUMMARY).is_file() else None
     if prior and prior.get("status") == "complete" and cfg.resume:
