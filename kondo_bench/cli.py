@@ -25,6 +25,11 @@ commands:
   run [-m] [KEY=VALUE ...]   train one run, or a Hydra multirun sweep with -m
                              (e.g. kondo-bench run task=mnist method=dgk keep_rate=0.03)
   data mnist [--root DIR]    download and verify the MNIST IDX files
+  summarize SWEEP_DIR [--out FILE_STEM]
+                             one tidy table (CSV + Parquet) of every job in a sweep folder
+  plot SWEEP_DIR [--out DIR] quality-cost trade-off (Pareto frontier) and learning curves, PNG + PDF
+  figures [--scale quick|paper] [--only NAME] [--out DIR]
+                             run each paper figure's sweeps (skipping finished jobs) and draw it
 
 `kondo-bench run --help` lists the config groups and keys; README.md documents them.
 """
@@ -111,6 +116,15 @@ def main(argv: list[str] | None = None) -> int:
     if command == "data":
         from .data import data_main
         return data_main(rest)
+    if command == "summarize":
+        from .sweeps import summarize_main
+        return summarize_main(rest)
+    if command == "plot":
+        from .plots import plot_main
+        return plot_main(rest)
+    if command == "figures":
+        from .figures import figures_main
+        return figures_main(rest)
     print(f"kondo-bench: error: unknown command '{command}'\n\n{USAGE}", file=sys.stderr)
     return 2
 

@@ -1,0 +1,283 @@
+"""Plots from the tidy tables of `sweeps.py`: the quality-cost trade-off and learning curves.
+
+Every function takes the tables (`runs`, `curves`) already loaded; none reads run folders.
+Seeds of one configuration (equal on every config column but `seed`) are averaged, with
+±1 standard error (error bars on points, a shaded band on curves). Files are written as
+PNG and PDF side by side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, never a window: works on headless machines
+import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.ticker as mticker  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from .sweeps import load_sweep, pareto_front, series_keys  # noqa: E402
+
+METHOD_NAMES = {"pg": "PG", "dg": "DG", "dgk": "DG-K", "ce": "CE (oracle)"}
+METHOD_ORDER = {"pg": 0, "dg": 1, "dgk": 2, "ce": 3}
+FIXED_STYLE = {"pg": ("0.3", "s"), "dg": ("C0", "D"), "ce": ("C2", "*")}
+GATED_COLORS = ["C1", "C3", "C4", "C5", "C6", "C8", "C9", "C7"]
+QUALITY_LABELS = {"test_error": "test error", "error": "error 1 − π(y*)", "seq_error": "sequence error",
+                  "misalignment": "misalignment 1 − cos(ĝ, g*)"}
+TRADEOFF_AXES = [("backward_samples", "backward samples"),
+                 ("cost", "modelled cost (forward-equivalents, c = {c})"),
+                 ("train_seconds", "wall-clock (s)")]
+
+
+def quality_label(metric: str) -> str:
+    return QUALITY_LABELS.get(metric, metric.replace("_", " "))
+
+
+def aggregate(df: pd.DataFrame, keys: list[str], values: list[str], by: tuple[str, ...] = ()) -> pd.DataFrame:
+    """Mean, standard error and count over seeds: one row per configuration (and per `by`)."""
+    g = df.groupby([*keys, *by], dropna=False, sort=False)[values]
+    out = g.mean().add_suffix("_mean").join(g.sem().add_suffix("_se")).join(g.size().rename("n"))
+    return out.reset_index()
+
+
+def _order(agg: pd.DataFrame) -> pd.DataFrame:
+    rank = agg["method"].map(METHOD_ORDER).fillna(9)
+    return agg.assign(_rank=rank).sort_values(["_rank", "gate", "keep_rate", "price", "eta"],
+                                              na_position="first", kind="mergesort").drop(columns="_rank")
+
+
+def _varying(agg: pd.DataFrame, keys: list[str]) -> list[str]:
+    skip = {"method", "gate", "price", "keep_rate", "quality_metric", "device"}
+    return [k for k in keys if k not in skip and agg[k].nunique(dropna=False) > 1]
+
+
+def _fmt(v) -> str:
+    return f"{v:g}" if isinstance(v, (float, np.floating)) else str(v)
+
+
+def gate_value(row) -> str:
+    """'ρ=0.03' or 'λ=0.1' for a gated run, '' otherwise."""
+    if row["method"] != "dgk":
+        return ""
+    if row["gate"] in ("topk", "quantile"):
+        return f"ρ={_fmt(row['keep_rate'])}"
+    return f"λ={_fmt(row['price'])}"
+
+
+def _ignores_eta(row) -> bool:
+    """PG, CE and the top-k gate (the eta -> 0 limit) do not use eta."""
+    return row["method"] in ("pg", "ce") or row["method"] == "dgk" and row["gate"] == "topk"
+
+
+def _extras(row, varying: list[str], eta_methods=()) -> str:
+    """The other config values that vary in the table; η only for the methods in eta_methods."""
+    parts = [f"{'η' if k == 'eta' else k.split('.')[-1]}={_fmt(row[k])}" for k in varying
+             if k != "eta" or row["method"] in eta_methods and not _ignores_eta(row)]
+    return "".join(", " + p for p in parts)
+
+
+def family(row, varying: list[str], eta_methods=()) -> str:
+    """A configuration's name without its price or keep rate: 'DG-K (top-ρ)', 'DG-K (price λ), η=0'."""
+    name = METHOD_NAMES.get(row["method"], row["method"])
+    if row["method"] == "dgk":
+        name += {"topk": " (top-ρ)", "quantile": " (quantile ρ)", "price": " (price λ)"}.get(row["gate"], "")
+    return name + _extras(row, varying, eta_methods)
+
+
+def label(row, varying: list[str], eta_methods=()) -> str:
+    """A configuration's full name: 'PG', 'DG-K ρ=0.03', 'DG-K λ=0, η=0'."""
+    name = METHOD_NAMES.get(row["method"], row["method"])
+    if row["method"] == "dgk":
+        name += " " + gate_value(row) + (" (quantile)" if row["gate"] == "quantile" else "")
+    return name + _extras(row, varying, eta_methods)
+
+
+def styles(agg: pd.DataFrame, keys: list[str], color_by: str = "label") -> pd.DataFrame:
+    """Label, family, colour and marker per configuration, in a fixed order (PG, DG, DG-K, ...).
+
+    PG, DG and CE keep fixed colours; other configurations (or families, with
+    color_by="family") take the next colour of the cycle.
+    """
+    agg = _order(agg).reset_index(drop=True)
+    varying = _varying(agg, keys)
+    # η is named only for the methods whose runs differ in it (DG-K top-ρ at η=1 beside λ=0 at η=0)
+    eta_methods = {m for m, g in agg.groupby("method") if g["eta"].nunique(dropna=False) > 1}
+    agg["label"] = [label(r, varying, eta_methods) for _, r in agg.iterrows()]
+    agg["family"] = [family(r, varying, eta_methods) for _, r in agg.iterrows()]
+    colors, used, cycle = {}, set(), 0
+    for _, r in agg.drop_duplicates(color_by).iterrows():
+        fixed = FIXED_STYLE.get(r["method"])
+        if fixed and r["method"] not in used:
+            colors[r[color_by]] = fixed[0]
+            used.add(r["method"])
+        else:
+            colors[r[color_by]] = GATED_COLORS[cycle % len(GATED_COLORS)]
+            cycle += 1
+    agg["color"] = agg[color_by].map(colors)
+    agg["marker"] = agg["method"].map(lambda m: FIXED_STYLE.get(m, (None, "o"))[1])
+    return agg
+
+
+def save(fig, stem: str | Path) -> list[Path]:
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    paths = [stem.with_name(stem.name + ext) for ext in (".png", ".pdf")]
+    fig.savefig(paths[0], dpi=150, bbox_inches="tight")
+    fig.savefig(paths[1], bbox_inches="tight")
+    plt.close(fig)
+    return paths
+
+
+def tradeoff_panel(ax, agg: pd.DataFrame, x: str, y: str = "final_quality", frontier: bool = True) -> None:
+    """Mean ± s.e. per configuration; gated points labelled by ρ or λ; the frontier as a step line."""
+    shown = set()
+    for _, r in agg.iterrows():
+        gated = r["method"] == "dgk"
+        fam = r["family"] if gated else r["label"]
+        ax.errorbar(r[f"{x}_mean"], r[f"{y}_mean"], xerr=_nan0(r.get(f"{x}_se")), yerr=_nan0(r.get(f"{y}_se")),
+                    fmt=r["marker"], color=r["color"], ms=7 if gated else 8, capsize=2, lw=1,
+                    mfc="white" if not gated else r["color"], mew=1.5,
+                    label=None if fam in shown else fam, zorder=3)
+        shown.add(fam)
+        if gated:
+            ax.annotate(gate_value(r), (r[f"{x}_mean"], r[f"{y}_mean"]), textcoords="offset points",
+                        xytext=(5, 4), fontsize=7, color=r["color"])
+    if frontier and len(agg) > 1:
+        front = pareto_front(agg, f"{x}_mean", f"{y}_mean")
+        ax.step(front[f"{x}_mean"], front[f"{y}_mean"], where="post", color="k", lw=1, ls="--",
+                alpha=0.6, label="Pareto frontier", zorder=2)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.grid(True, which="major", alpha=0.3)
+
+
+def _human(v: float, _pos=None) -> str:
+    """Tick labels: 20k, 1.5M, 0.05."""
+    for scale, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if abs(v) >= scale:
+            return f"{v / scale:g}{suffix}"
+    return f"{v:g}"
+
+
+def tidy_axes(ax) -> None:
+    """Readable ticks: 1-2-5 steps on log axes (denser over less than a decade), 20k not 20000."""
+    ax.autoscale_view()
+    for axis, (lo, hi) in ((ax.xaxis, ax.get_xlim()), (ax.yaxis, ax.get_ylim())):
+        if axis.get_scale() == "log" and lo > 0:
+            decades = np.log10(hi / lo)
+            subs = (1.0,) if decades > 3 else (1.0, 2.0, 5.0) if decades > 0.8 else (1, 1.5, 2, 3, 4, 5, 6, 7, 8, 9)
+            axis.set_major_locator(mticker.LogLocator(base=10, subs=subs))
+            axis.set_minor_formatter(mticker.NullFormatter())
+        axis.set_major_formatter(mticker.FuncFormatter(_human))
+
+
+def _nan0(v):
+    return None if v is None or pd.isna(v) else v
+
+
+def plot_tradeoff(runs: pd.DataFrame, stem: str | Path, title: str | None = None) -> list[Path]:
+    """Final quality against backward samples, modelled cost and wall-clock (three panels)."""
+    keys = series_keys(runs)
+    values = ["final_quality"] + [x for x, _ in TRADEOFF_AXES]
+    agg = styles(aggregate(runs, keys, values), keys, color_by="family")
+    c = runs["cost_ratio"].dropna().unique()
+    fig, axes = plt.subplots(1, 3, figsize=(15, 4.4), sharey=True, layout="constrained")
+    for ax, (x, xlabel) in zip(axes, TRADEOFF_AXES):
+        tradeoff_panel(ax, agg, x)
+        ax.set_xlabel(xlabel.format(c=_fmt(c[0]) if len(c) == 1 else "per run"))
+        tidy_axes(ax)
+    axes[0].set_ylabel(f"final {quality_label(runs['quality_metric'].iloc[0])}")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 6), fontsize=8, frameon=False)
+    fig.suptitle(title or f"{runs['task'].iloc[0]}: quality against cost (mean over seeds ± 1 s.e.; "
+                 f"n = {_seeds(agg)})", fontsize=11)
+    return save(fig, stem)
+
+
+def _seeds(agg: pd.DataFrame) -> str:
+    n = sorted(set(int(v) for v in agg["n"]))
+    return str(n[0]) if len(n) == 1 else f"{n[0]}–{n[-1]}"
+
+
+def curve_table(curves: pd.DataFrame, keys: list[str], y: str, xs: list[str]) -> pd.DataFrame:
+    """Mean over seeds at each evaluation step: x columns averaged, y with its standard error."""
+    keys = [k for k in keys if k in curves.columns]
+    values = list(dict.fromkeys([y, *[x for x in xs if x != "step"]]))
+    agg = aggregate(curves, keys, values, by=("step",))
+    if "step" in xs:
+        agg["step_mean"] = agg["step"]
+    return styles(agg, keys)
+
+
+def curve_panel(ax, agg: pd.DataFrame, x: str, y: str, logx: bool = False, logy: bool = True) -> None:
+    """One line per configuration with a shaded ±1 s.e. band (on a log axis, a band that
+    reaches 0 keeps only its upper half)."""
+    for lab, d in agg.groupby("label", sort=False):
+        d = d.sort_values("step")
+        xv, m, se = d[f"{x}_mean"].to_numpy(float), d[f"{y}_mean"].to_numpy(float), d[f"{y}_se"].to_numpy(float)
+        color = d["color"].iloc[0]
+        ax.plot(xv, m, color=color, lw=1.5, label=lab)
+        se = np.nan_to_num(se)
+        lo = np.where(m - se > 0, m - se, m) if logy else m - se
+        ax.fill_between(xv, lo, m + se, color=color, alpha=0.2, lw=0)
+    if logx:
+        ax.set_xscale("log")
+    if logy:
+        ax.set_yscale("log")
+    ax.grid(True, which="major", alpha=0.3)
+
+
+CURVE_AXES = [("forward_samples", "forward samples", False), ("backward_samples", "backward samples", True)]
+
+
+def plot_curves(curves: pd.DataFrame, keys: list[str], stem: str | Path, y: str = "quality",
+                axes_spec=CURVE_AXES, ylabel: str | None = None, title: str | None = None) -> list[Path]:
+    """Learning curves: quality against forward and backward samples (one panel each)."""
+    agg = curve_table(curves, keys, y, [x for x, _, _ in axes_spec])
+    fig, axes = plt.subplots(1, len(axes_spec), figsize=(6.2 * len(axes_spec), 4.4), sharey=True, squeeze=False,
+                             layout="constrained")
+    for ax, (x, xlabel, logx) in zip(axes[0], axes_spec):
+        curve_panel(ax, agg, x, y, logx=logx)
+        ax.set_xlabel(xlabel)
+        tidy_axes(ax)
+    metric = curves["quality_metric"].iloc[0] if y == "quality" else y
+    axes[0][0].set_ylabel(ylabel or quality_label(metric))
+    axes[0][0].legend(fontsize=8)
+    fig.suptitle(title or f"{curves['task'].iloc[0]}: learning curves (mean over seeds ± 1 s.e.; "
+                 f"n = {_seeds(agg)})", fontsize=11)
+    return save(fig, stem)
+
+
+def plot_main(argv: list[str]) -> int:
+    """`kondo-bench plot SWEEP_DIR [--out DIR]`."""
+    parser = argparse.ArgumentParser(prog="kondo-bench plot",
+                                     description="Trade-off and learning-curve figures (PNG and PDF) of a sweep.")
+    parser.add_argument("sweep_dir", help="a multirun folder (or any folder of run folders)")
+    parser.add_argument("--out", help="folder for the figures (default: SWEEP_DIR/plots)")
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:
+        return int(e.code or 0)
+    root = Path(args.sweep_dir)
+    tables = load_sweep(root) if root.is_dir() else None
+    if tables is None or tables.runs.empty:
+        print(f"kondo-bench: error: no complete runs under {root}", file=sys.stderr)
+        return 2
+    out = Path(args.out) if args.out else root / "plots"
+    written = []
+    tasks = tables.runs["task"].unique()
+    for task in tasks:
+        runs = tables.runs[tables.runs["task"] == task]
+        curves = tables.curves[tables.curves["task"] == task] if not tables.curves.empty else tables.curves
+        suffix = f"_{task}" if len(tasks) > 1 else ""
+        written += plot_tradeoff(runs, out / f"tradeoff{suffix}")
+        if not curves.empty:
+            written += plot_curves(curves, series_keys(runs), out / f"curves{suffix}")
+    if not tables.incomplete.empty:
+        print(f"left out {len(tables.incomplete)} incomplete job(s); `kondo-bench summarize {root}` lists them")
+    print("wrote " + ", ".join(str(p) for p in written))
+    return 0

@@ -1,0 +1,283 @@
+"""Many runs as one tidy table: find a sweep's job folders, load them once, find the frontier.
+
+A job folder is any folder holding `summary.json`, `metrics.jsonl` or `.hydra/config.yaml`
+(a Hydra multirun writes one per job under its sweep folder). `load_sweep` reads each
+once and returns three pandas tables:
+
+- `runs`: one row per *complete* job (summary.json with status complete): its config
+  (task, method, gate, price, keep_rate, eta, seed, cost_ratio, device, plus every key the
+  job's `.hydra/overrides.yaml` set, typed from the resolved config) and its results;
+- `incomplete`: every other job, with the reason (no summary, status interrupted, ...);
+  never mixed into `runs`;
+- `curves`: the metrics rows of the complete jobs, with the same config columns.
+
+Plots and figures take these tables; nothing re-parses the run folders.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from .results import METRICS, SUMMARY, read_metrics
+
+# Config columns every row has; override keys add more (e.g. `task.steps`, `method.eta`).
+CONFIG_COLUMNS = ["task", "method", "gate", "price", "keep_rate", "eta", "seed", "cost_ratio", "device"]
+RESULT_COLUMNS = ["status", "quality_metric", "final_quality", "best_quality", "forward_samples",
+                  "backward_samples", "backward_units", "reforward_samples", "backward_fraction",
+                  "cost", "cost_with_reforward", "optimizer_steps", "steps", "train_seconds", "wall_seconds"]
+META_COLUMNS = ["run", "sweep"]  # where a row came from, not what it ran
+# Override keys already carried by a config column (`method.eta` is `eta`).
+_ALIASES = {"method", "method.name", "method.eta", "method.gate", "task.name", "device", "device.name"}
+# Metrics-row keys that would shadow a config column: renamed in `curves`.
+_ROW_RENAMES = {"keep_rate": "interval_keep_rate", "price": "interval_price"}
+
+
+@dataclass
+class SweepTables:
+    runs: pd.DataFrame
+    incomplete: pd.DataFrame
+    curves: pd.DataFrame
+
+
+def job_dirs(root: str | Path) -> list[Path]:
+    """Every job folder under root (root itself may be one), in a stable order."""
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))  # skip .hydra, .submitit
+        if SUMMARY in filenames or METRICS in filenames or os.path.exists(os.path.join(dirpath, ".hydra", "config.yaml")):
+            found.append(Path(dirpath))
+    return sorted(found, key=_natural)
+
+
+def _natural(path: Path):
+    """Sort job 10 after job 9."""
+    return [(0, int(p), "") if p.isdigit() else (1, 0, p) for p in path.parts]
+
+
+def _overrides(job: Path) -> list[tuple[str, str]]:
+    path = job / ".hydra" / "overrides.yaml"
+    if not path.exists():
+        return []
+    out = []
+    for line in yaml.safe_load(path.read_text()) or []:
+        key, _, value = str(line).partition("=")
+        if key.startswith("~") or key.startswith("hydra"):
+            continue
+        out.append((key.lstrip("+"), value))
+    return out
+
+
+def _select(config: dict, dotted: str):
+    node = config
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def _override_columns(job: Path, config: dict) -> dict:
+    """Each override key as a column, typed from the resolved config where it is a scalar.
+
+    A config-group choice (task=bandit_multi) is kept as the choice name; for `task` it
+    replaces the task's own name, so bandit and bandit_multi stay apart.
+    """
+    cols = {}
+    for key, value in _overrides(job):
+        typed = _select(config, key)
+        if isinstance(typed, (dict, list)) or typed is None and value not in ("null", ""):
+            typed = value  # a group choice, or a key the config does not carry
+        if key == "task" or key not in CONFIG_COLUMNS and key not in _ALIASES:
+            cols[key] = typed
+    return cols
+
+
+def _hydra_config(job: Path) -> dict:
+    path = job / ".hydra" / "config.yaml"
+    try:
+        return yaml.safe_load(path.read_text()) or {} if path.exists() else {}
+    except yaml.YAMLError:
+        return {}
+
+
+def read_job(job: Path, root: Path) -> tuple[dict | None, dict | None, list[dict]]:
+    """(result row, None, metrics rows) for a complete job; (None, incomplete row, []) otherwise."""
+    run = str(job.relative_to(root)) if job != root else "."
+    rows = read_metrics(job) if (job / METRICS).exists() else []
+    summary, reason = None, None
+    try:
+        summary = json.loads((job / SUMMARY).read_text()) if (job / SUMMARY).exists() else None
+    except (json.JSONDecodeError, OSError) as e:
+        reason = f"unreadable {SUMMARY} ({e})"
+    if summary is None and reason is None:
+        reason = f"no {SUMMARY} ({len(rows)} metrics rows: still running, killed or failed)"
+    elif summary is not None and summary.get("status") != "complete":
+        reason = f"status {summary.get('status')} after {summary.get('steps')} of {summary.get('steps_planned')} steps"
+    if reason is not None:
+        cfg = (summary or {}).get("config") or _hydra_config(job)
+        method = cfg.get("method") or {}
+        inc = {"run": run, "reason": reason, "task": (cfg.get("task") or {}).get("name"),
+               "method": method.get("name"), "price": cfg.get("price"), "keep_rate": cfg.get("keep_rate"),
+               "eta": method.get("eta"), "seed": cfg.get("seed"), **_override_columns(job, cfg)}
+        return None, inc, []
+    config = summary.get("config") or {}
+    forward = summary.get("forward_samples") or 0
+    row = {
+        "run": run,
+        **{k: summary.get(k) for k in CONFIG_COLUMNS},
+        **_override_columns(job, config),
+        "status": summary["status"],
+        "quality_metric": summary.get("quality_metric"),
+        "final_quality": summary.get("final_quality"),
+        "best_quality": summary.get("best_quality"),
+        **{k: summary.get(k) for k in ("forward_samples", "backward_samples", "backward_units",
+                                       "reforward_samples", "cost", "cost_with_reforward",
+                                       "optimizer_steps", "steps", "wall_seconds")},
+        "backward_fraction": summary.get("backward_samples", 0) / forward if forward else math.nan,
+        "train_seconds": summary.get("time_train"),
+    }
+    return row, None, rows
+
+
+def load_sweep(source: str | Path | list[Path], root: str | Path | None = None, curves: bool = True) -> SweepTables:
+    """Read every job under a sweep folder (or the given job folders) once."""
+    if isinstance(source, (str, Path)):
+        root = Path(source)
+        jobs = job_dirs(root)
+    else:
+        jobs = [Path(j) for j in source]
+        root = Path(root) if root is not None else Path(os.path.commonpath([str(j) for j in jobs])) if jobs else Path(".")
+    done, missing, metric_frames = [], [], []
+    for job in jobs:
+        row, inc, rows = read_job(job, root)
+        if row is None:
+            missing.append(inc)
+            continue
+        done.append(row)
+        if curves and rows:
+            m = pd.DataFrame(rows).rename(columns=_ROW_RENAMES)
+            m["quality"] = m.get(row["quality_metric"])
+            for k, v in row.items():
+                if k not in RESULT_COLUMNS or k == "quality_metric":
+                    m[k] = v
+            metric_frames.append(m)
+    runs = _numeric(pd.DataFrame(done))
+    if not runs.empty:  # config columns first, then results, in a fixed order
+        extra = [c for c in runs.columns if c not in CONFIG_COLUMNS + RESULT_COLUMNS + META_COLUMNS]
+        runs = runs[["run", *CONFIG_COLUMNS, *sorted(extra), *RESULT_COLUMNS]]
+    incomplete = pd.DataFrame(missing, columns=None if missing else ["run", "reason"])
+    curves_df = _numeric(pd.concat(metric_frames, ignore_index=True)) if metric_frames else pd.DataFrame()
+    return SweepTables(runs, incomplete, curves_df)
+
+
+def _numeric(df: pd.DataFrame) -> pd.DataFrame:
+    """price and keep_rate are None where the gate does not use them: NaN, in float columns."""
+    for col in ("price", "keep_rate", "eta", "cost_ratio"):
+        if col in df:
+            df[col] = pd.to_numeric(df[col], errors="coerce").astype(float)
+    return df
+
+
+def series_keys(runs: pd.DataFrame) -> list[str]:
+    """The columns that say what a job ran (config and override keys), seed and origin excluded.
+
+    Jobs equal on these are seeds of one configuration: one point, or one line, in a plot.
+    """
+    skip = set(RESULT_COLUMNS) | set(META_COLUMNS) | {"seed"}
+    return [c for c in runs.columns if c not in skip]
+
+
+def pareto_front(df: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
+    """Rows no other row beats on both x and y (lower is better for both), sorted by x.
+
+    A row is dominated when another has x' <= x and y' <= y with at least one strict;
+    identical points are all kept.
+    """
+    d = df.dropna(subset=[x, y]).sort_values([x, y], kind="mergesort")
+    keep, best_y, best_x = [], math.inf, None
+    for idx, xv, yv in zip(d.index, d[x], d[y]):
+        if yv < best_y or (yv == best_y and xv == best_x):
+            keep.append(idx)
+            best_y, best_x = yv, xv
+    return d.loc[keep]
+
+
+def write_table(df: pd.DataFrame, stem: str | Path) -> list[Path]:
+    """CSV always; Parquet too, or JSON lines when pyarrow (or fastparquet) is missing."""
+    stem = Path(stem)
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    paths = [stem.with_name(stem.name + ".csv")]
+    df.to_csv(paths[0], index=False)
+    try:
+        df.to_parquet(stem.with_name(stem.name + ".parquet"), index=False)
+        paths.append(stem.with_name(stem.name + ".parquet"))
+    except ImportError:
+        df.to_json(stem.with_name(stem.name + ".jsonl"), orient="records", lines=True)
+        paths.append(stem.with_name(stem.name + ".jsonl"))
+    return paths
+
+
+SHOW = ["run", "task", "method", "gate", "price", "keep_rate", "eta", "seed", "final_quality",
+        "best_quality", "backward_samples", "forward_samples", "cost", "train_seconds"]
+
+
+def show(tables: SweepTables, file=None) -> None:
+    """Print the results table (the columns that tell jobs apart) and the incomplete jobs."""
+    runs = tables.runs
+    if runs.empty:
+        print("no complete jobs", file=file)
+    else:
+        extra = [c for c in runs.columns if c not in CONFIG_COLUMNS + RESULT_COLUMNS + META_COLUMNS
+                 and runs[c].nunique(dropna=False) > 1]
+        cols = [c for c in SHOW if c in runs.columns and (c in ("run", "final_quality", "seed")
+                                                          or runs[c].notna().any())]
+        cols = cols[:8] + extra + cols[8:]
+        with pd.option_context("display.max_rows", None, "display.max_columns", None, "display.width", 200,
+                               "display.float_format", _fmt):
+            print(runs[cols].to_string(index=False), file=file)
+    if not tables.incomplete.empty:
+        print(f"\n{len(tables.incomplete)} incomplete job(s), not in the table above:", file=file)
+        for r in tables.incomplete.itertuples():
+            print(f"  {r.run}: {r.reason}", file=file)
+
+
+def _fmt(v: float) -> str:
+    return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.4g}"
+
+
+def summarize_main(argv: list[str]) -> int:
+    """`kondo-bench summarize SWEEP_DIR [--out FILE_STEM]`."""
+    parser = argparse.ArgumentParser(prog="kondo-bench summarize",
+                                     description="One tidy table of every job in a sweep folder.")
+    parser.add_argument("sweep_dir", help="a multirun folder (or any folder of run folders)")
+    parser.add_argument("--out", help="file stem for the tables (default: SWEEP_DIR/sweep): writes STEM.csv, "
+                        "STEM.parquet (STEM.jsonl without pyarrow) and STEM_incomplete.csv")
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:
+        return int(e.code or 0)
+    root = Path(args.sweep_dir)
+    if not root.is_dir():
+        print(f"kondo-bench: error: no folder {root}", file=sys.stderr)
+        return 2
+    tables = load_sweep(root, curves=False)
+    if tables.runs.empty and tables.incomplete.empty:
+        print(f"kondo-bench: error: no run folders under {root} (looked for {SUMMARY} and .hydra/)", file=sys.stderr)
+        return 2
+    show(tables)
+    stem = Path(args.out) if args.out else root / "sweep"
+    written = write_table(tables.runs, stem)
+    if not tables.incomplete.empty:
+        written += write_table(tables.incomplete, stem.with_name(stem.name + "_incomplete"))[:1]
+    print(f"\n{len(tables.runs)} complete, {len(tables.incomplete)} incomplete; wrote "
+          + ", ".join(str(p) for p in written))
+    return 0

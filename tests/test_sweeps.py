@@ -1,0 +1,139 @@
+"""Sweeps end to end: multirun -> tidy table -> plots -> paper figures, and Hydra's launchers."""
+
+import importlib.util
+import json
+import re
+import shutil
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from conftest import kb
+from kondo_bench import figures
+from kondo_bench.cli import main
+from kondo_bench.sweeps import load_sweep, pareto_front
+
+
+def has_plugin(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(f"hydra_plugins.{name}") is not None
+    except ModuleNotFoundError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    """Two prices x two seeds on the bandit: a real multirun through the command line."""
+    root = tmp_path_factory.mktemp("sweep")
+    res = kb("run", "-m", "task=bandit", "task.steps=20", "task.eval_every=5", "method=dgk", "price=0,1",
+             "seed=0,1", f"hydra.sweep.dir={root}/sweep", cwd=root)
+    assert res.returncode == 0, res.stderr
+    return root / "sweep"
+
+
+def test_summarize_table_and_incomplete_jobs(sweep, tmp_path, capsys):
+    folder = tmp_path / "sweep"
+    shutil.copytree(sweep, folder)
+    assert main(["summarize", str(folder), "--out", str(tmp_path / "table")]) == 0
+    runs = pd.read_csv(tmp_path / "table.csv")
+    assert len(runs) == 4
+    assert sorted(zip(runs["price"], runs["seed"])) == [(0.0, 0), (0.0, 1), (1.0, 0), (1.0, 1)]
+    assert set(runs["method"]) == {"dgk"} and set(runs["gate"]) == {"price"}
+    assert (runs["task.steps"] == 20).all()  # swept/overridden keys become typed columns
+    assert (runs["forward_samples"] == 2000).all() and (runs["backward_samples"] < 2000).all()
+    parquet = pd.read_parquet(tmp_path / "table.parquet")
+    assert list(parquet.columns) == list(runs.columns) and len(parquet) == 4
+    assert "final_quality" in capsys.readouterr().out
+
+    # one job killed before its summary, one interrupted: listed apart, never in the results
+    jobs = sorted(p.parent for p in folder.rglob("summary.json"))
+    (jobs[0] / "summary.json").unlink()
+    summary = json.loads((jobs[1] / "summary.json").read_text())
+    (jobs[1] / "summary.json").write_text(json.dumps({**summary, "status": "interrupted"}))
+    assert main(["summarize", str(folder)]) == 0
+    out = capsys.readouterr().out
+    tables = load_sweep(folder)
+    assert len(tables.runs) == 2 and len(tables.incomplete) == 2
+    reasons = dict(zip(tables.incomplete["run"], tables.incomplete["reason"]))
+    assert "no summary.json" in reasons[jobs[0].name] and "interrupted" in reasons[jobs[1].name]
+    assert set(tables.incomplete["price"]).issubset({0.0, 1.0})  # its config, from .hydra/config.yaml
+    assert "2 incomplete job(s)" in out
+    assert (folder / "sweep.csv").exists() and (folder / "sweep_incomplete.csv").exists()
+
+
+def test_pareto_front_exact_set():
+    df = pd.DataFrame({
+        "name": ["a", "b", "c", "d", "e", "f", "g", "h", "nan"],
+        "cost": [1.0, 2.0, 3.0, 4.0, 2.0, 5.0, 0.5, 1.0, None],
+        "error": [5.0, 3.0, 3.0, 1.0, 4.0, 1.0, 6.0, 5.0, 0.1],
+    })
+    front = pareto_front(df, "cost", "error")
+    # c ties b on error at a higher cost, e is beaten by b, f ties d at a higher cost;
+    # h duplicates a (both kept); the row without a cost is left out
+    assert sorted(front["name"]) == ["a", "b", "d", "g", "h"]
+    assert list(front["cost"]) == sorted(front["cost"])
+
+
+def test_plot_writes_png_and_pdf(sweep, tmp_path):
+    assert main(["plot", str(sweep), "--out", str(tmp_path / "plots")]) == 0
+    for name in ("tradeoff", "curves"):
+        png, pdf = tmp_path / "plots" / f"{name}.png", tmp_path / "plots" / f"{name}.pdf"
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
+        assert pdf.read_bytes()[:5] == b"%PDF-" and pdf.stat().st_size > 1_000
+
+
+@pytest.mark.skipif(not has_plugin("hydra_joblib_launcher"), reason="pip install kondo-bench[joblib]")
+def test_joblib_launcher_runs_jobs_in_parallel(tmp_path):
+    res = kb("run", "-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "task=bandit", "task.steps=5",
+             "seed=0,1", f"hydra.sweep.dir={tmp_path}/sweep", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "Joblib.Parallel(n_jobs=2" in res.stdout + res.stderr
+    tables = load_sweep(tmp_path / "sweep")
+    assert sorted(tables.runs["seed"]) == [0, 1] and tables.incomplete.empty
+
+
+@pytest.mark.skipif(not has_plugin("hydra_submitit_launcher"), reason="pip install kondo-bench[slurm]")
+def test_submitit_local_launcher(tmp_path):
+    res = kb("run", "-m", "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=5", "task=bandit",
+             "task.steps=5", "seed=0,1", f"hydra.sweep.dir={tmp_path}/sweep", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    tables = load_sweep(tmp_path / "sweep")  # .submitit/ (the launcher's own files) is not a job
+    assert sorted(tables.runs["seed"]) == [0, 1] and tables.incomplete.empty
+
+
+def test_figures_bandit_runs_draws_and_skips_finished_jobs(tmp_path, capsys, monkeypatch):
+    args = ["figures", "--scale", "test", "--only", "bandit", "--out", str(tmp_path)]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "bandit-ungated: 4 jobs, 0 done, 4 to run" in out
+    for name in ("bandit.png", "bandit.pdf", "bandit_runs.csv"):
+        assert (tmp_path / "test" / name).stat().st_size > 0
+    runs = pd.read_csv(tmp_path / "test" / "bandit_runs.csv")
+    assert set(runs["method"]) == {"pg", "dg", "dgk"} and len(runs) == 10
+
+    # a rerun launches only the jobs not finished with the same config, into the same folder
+    job = tmp_path / "test" / "runs" / "bandit-ungated" / "method=dg,seed=1"
+    (job / "summary.json").unlink()
+    launched = []
+    monkeypatch.setattr(figures, "launch", lambda root, overrides, exclude, verbose: launched.append((overrides, exclude)) or 0)
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "bandit-ungated: 4 jobs, 3 done, 1 to run" in out and "bandit-dgk-hard-gate: 6 jobs, 6 done, 0 to run" in out
+    assert len(launched) == 1
+    (overrides, exclude), = launched
+    grid, _ = figures.expand(overrides)
+    assert len(grid) == 1 and figures.job_folder(job.parent, grid[0], exclude) == job
+
+
+def test_back_to_back_sweeps_get_different_folders(tmp_path):
+    cmd = [sys.executable, "-m", "kondo_bench.cli", "run", "-m", "task=bandit", "task.steps=2", "seed=0"]
+    procs = [subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for _ in range(2)]
+    for p in procs:
+        p.communicate(timeout=120)
+        assert p.returncode == 0
+    folders = sorted((tmp_path / "multirun").glob("*/*"))
+    assert len(folders) == 2, folders
+    assert all(re.fullmatch(r"\d\d-\d\d-\d\d-\d{6}", f.name) for f in folders)  # microseconds in the name
+    assert all((f / "0" / "summary.json").exists() for f in folders)
