@@ -135,6 +135,7 @@ class Config:
     keep_rate: Optional[float] = None  # rho in (0, 1]: a fixed fraction passes (dgk)
     cost_ratio: float = 2.0  # c: backward cost in forward passes, for the modelled cost
     staleness: int = 0  # D: act with the policy's parameters of D steps ago (distributed actors)
+    screen_precision: str = "fp32"  # fp32 | bf16: a cheaper screening forward for gated methods
     progress: bool = True  # tqdm bar (shown only on a terminal)
     resume: bool = True  # skip a folder's complete run of the same config; continue from its checkpoint
     checkpoint_every: int = 0  # steps between checkpoints (a multiple of task.eval_every); 0: none
@@ -180,6 +181,8 @@ def validate(cfg) -> None:
     need(cfg.checkpoint_every >= 0 and cfg.checkpoint_every % cfg.task.eval_every == 0,
          f"checkpoint_every must be a multiple of task.eval_every ({cfg.task.eval_every}), or 0 for none")
     need(cfg.device.threads is None or cfg.device.threads >= 1, "device.threads must be >= 1 (or null)")
+    need(cfg.screen_precision in ("fp32", "bf16"),
+         f"screen_precision must be fp32 or bf16 (got '{cfg.screen_precision}')")
     need(cfg.staleness >= 0, f"staleness must be >= 0 (got {cfg.staleness})")
     need(m.epochs >= 1 and m.minibatches >= 1, "method.epochs and method.minibatches must be >= 1")
     need(m.clip >= 0 and m.kl >= 0 and m.delight_noise >= 0, "method.clip, method.kl and method.delight_noise must be >= 0")

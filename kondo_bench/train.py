@@ -112,6 +112,9 @@ def train(cfg, task: Task, method: Method, writer: RunWriter, device: torch.devi
     counters, timer, guard, stop = Counters(), PhaseTimer(device), NumericsGuard(device), StopFlag()
     stale = StalePolicy(task, cfg.staleness) if cfg.staleness > 0 else None
     acts_with_grad = not method.gated and stale is None  # else: screen, then re-forward kept rows
+    # speculative screening: a cheaper bf16 forward decides; the kept rows re-run in fp32
+    screen_cast = (torch.autocast(device.type, dtype=torch.bfloat16)
+                   if cfg.screen_precision == "bf16" and not acts_with_grad else nullcontext())
     start = 0
     if resume is not None:
         start = resume["step"]
@@ -129,7 +132,7 @@ def train(cfg, task: Task, method: Method, writer: RunWriter, device: torch.devi
             for step in range(start + 1, steps + 1):
                 guard.step = step
                 try:
-                    with timer.phase("act"), (stale.acting() if stale else nullcontext()):
+                    with timer.phase("act"), (stale.acting() if stale else nullcontext()), screen_cast:
                         batch = task.act(grad=acts_with_grad, supervised=method.supervised)
                     with timer.phase("screen"):
                         sel = method.select(batch.advantage, batch.logp)

@@ -6,6 +6,7 @@ For each task, model size and batch size, in one process so machine noise cancel
   dg        kondo-bench's ungated DG step (act with autograd, select, learn)
   dgk@p     kondo-bench's DG-K step at keep rate p (screen without autograd, top-k, compacted learn)
   speedup   t(dg) / t(dgk@p);  ideal = (F + B) / (F + p B);  realised / ideal
+  bf16      the DG-K step with the speculative bf16 screening forward (screen_precision=bf16)
 Timings are medians over repeated steps after warm-up, synchronised on CUDA.
 
     python scripts/bench_speed.py [--device cpu|cuda] [--quick] [--out results/bench_speed_cpu.csv]
@@ -73,9 +74,13 @@ def forward_backward(task, device, repeats):
     return f, max(fb - f, 1e-9)
 
 
-def step_fn(task, method):
+def step_fn(task, method, bf16_screen: bool = False):
+    from contextlib import nullcontext
+
     def step():
-        batch = task.act(grad=not method.gated, supervised=False)
+        cast = torch.autocast(task.device.type, dtype=torch.bfloat16) if bf16_screen else nullcontext()
+        with cast:
+            batch = task.act(grad=not method.gated, supervised=False)
         sel = method.select(batch.advantage, batch.logp)
         learn_step(task, batch, sel, method)
     return step
@@ -118,12 +123,13 @@ def bench(task_args: list[str], label: str, batch: int, device_name: str, repeat
     for p in KEEP_RATES:
         gated = step_fn(task, Method("dgk", gate="topk", keep_rate=p))
         t = min(timed(gated, device, repeats) for _ in range(2))
+        t_bf16 = timed(step_fn(task, Method("dgk", gate="topk", keep_rate=p), bf16_screen=True), device, repeats)
         ideal = (f + b) / (f + p * b)
         rows.append({
             "task": cfg.task.name, "model": label, "batch": batch, "device": str(device), "keep_rate": p,
             "F_ms": round(f * 1e3, 3), "B_ms": round(b * 1e3, 3),
             "plain_ms": None if t_plain is None else round(t_plain * 1e3, 3),
-            "dg_ms": round(t_dg * 1e3, 3), "dgk_ms": round(t * 1e3, 3),
+            "dg_ms": round(t_dg * 1e3, 3), "dgk_ms": round(t * 1e3, 3), "dgk_bf16_screen_ms": round(t_bf16 * 1e3, 3),
             "dg_vs_plain": None if t_plain is None else round(t_dg / t_plain, 3),
             "speedup": round(t_dg / t, 3), "ideal": round(ideal, 3), "realised_over_ideal": round(t_dg / t / ideal, 3),
         })
@@ -159,7 +165,7 @@ def main() -> None:
     for task_args, label, batch in cases(args.quick, args.device):
         rows += bench(task_args, label, batch, args.device, args.repeats)
     keys = ["task", "model", "batch", "keep_rate", "F_ms", "B_ms", "plain_ms", "dg_ms", "dg_vs_plain", "dgk_ms",
-            "speedup", "ideal", "realised_over_ideal"]
+            "speedup", "ideal", "realised_over_ideal", "dgk_bf16_screen_ms"]
     widths = {k: max(len(k), *(len(str(r[k])) for r in rows)) for k in keys}
     print("\n" + "  ".join(k.rjust(widths[k]) for k in keys))
     for r in rows:

@@ -157,3 +157,16 @@ def test_price_and_keep_rate_together_is_an_error(tmp_path):
 def test_missing_data_root_is_a_user_error(tmp_path):
     with pytest.raises(UserError, match="data_root"):
         run(tmp_path, "task=mnist", f"task.data_root={tmp_path / 'nope'}")
+
+
+@pytest.mark.parametrize("task", ["bandit", pytest.param("mnist", marks=needs_mnist)])
+def test_bf16_speculative_screening_runs_and_learns(tmp_path, task):
+    s, out = run(tmp_path, f"task={task}", "task.steps=100", "task.eval_every=50", "keep_rate=0.1",
+                 "screen_precision=bf16")
+    assert s["status"] == "complete" and s["backward_samples"] == 100 * 10
+    assert s["final_quality"] < (0.99 if task == "bandit" else 0.5)
+
+
+def test_bad_screen_precision(tmp_path):
+    with pytest.raises(UserError, match="screen_precision"):
+        run(tmp_path, "task=bandit", "screen_precision=fp8")
