@@ -34,3 +34,14 @@ needs_mnist = pytest.mark.skipif(not (SHARED_MNIST / "t10k-images-idx3-ubyte.gz"
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)
+
+
+def pytest_collection_modifyitems(config, items):
+    """`slow` tests run only with KONDO_SLOW=1; `gpu` tests only where CUDA is visible."""
+    skip_slow = pytest.mark.skip(reason="slow: set KONDO_SLOW=1 to run")
+    skip_gpu = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in items:
+        if "slow" in item.keywords and os.environ.get("KONDO_SLOW") != "1":
+            item.add_marker(skip_slow)
+        if "gpu" in item.keywords and not torch.cuda.is_available():
+            item.add_marker(skip_gpu)
