@@ -37,6 +37,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from .reliability import NOT_RESULTS, result_config
 from .sweeps import SweepTables, load_sweep, read_job, series_keys, write_table
 
 
@@ -161,7 +162,7 @@ def resolved_config(overrides: list[str]) -> str | None:
     try:
         with initialize_config_module("kondo_bench.conf", version_base="1.3"):
             cfg = compose("config", overrides=[o for o in overrides if not _is_hydra(o)])
-        return _canonical(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))
+        return _canonical(result_config(cfg))
     except Exception:  # e.g. ${hydra:...} interpolations: fall back to comparing overrides
         return None
 
@@ -179,11 +180,14 @@ def is_done(job: Job, extra: list[str]) -> bool:
     if summary.get("status") != "complete":
         return False
     if job.config is not None:
-        return _canonical(summary.get("config") or {}) == job.config
+        return _canonical(summary.get("result_config") or {}) == job.config
     import yaml
 
+    def relevant(overrides):
+        return sorted(o for o in overrides if not _is_hydra(o) and o.split("=")[0] not in NOT_RESULTS)
+
     ran = yaml.safe_load((job.folder / ".hydra" / "overrides.yaml").read_text()) or []
-    return sorted(ran) == sorted(o for o in job.overrides + extra if not _is_hydra(o))
+    return relevant(ran) == relevant(job.overrides + extra)
 
 
 def grids(jobs: list[list[str]]) -> list[list[str]]:
@@ -206,9 +210,10 @@ def grids(jobs: list[list[str]]) -> list[list[str]]:
 
 def launch(sweep_dir: Path, overrides: list[str], exclude: list[str], verbose: bool) -> int:
     """One multirun through the real command line; its output goes to sweep_dir/launch.log."""
-    cmd = [sys.executable, "-m", "kondo_bench.cli", "run", "-m", *overrides,
+    # resume=false: these jobs were found not done, so an old run of another config is replaced
+    cmd = [sys.executable, "-m", "kondo_bench.cli", "run", "-m", *overrides, "resume=false",
            f"hydra.sweep.dir={sweep_dir}", "hydra.sweep.subdir=${hydra.job.override_dirname}",
-           f"hydra.job.config.override_dirname.exclude_keys=[{','.join(exclude)}]"]
+           f"hydra.job.config.override_dirname.exclude_keys=[{','.join([*exclude, 'resume'])}]"]
     # One thread per job: the runs are small, and parallel launchers then use one core each.
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
     sweep_dir.mkdir(parents=True, exist_ok=True)
@@ -287,6 +292,8 @@ def make_figure(fig: Figure, scale: Scale, out: Path, runs_root: Path, extra: li
     jobs, failed = run_sweeps(fig, scale, runs_root, extra, verbose)
     data = load_jobs(fig.name, scale, out, jobs, runs_root, extra)
     written = []
+    for stale in data.stem("_incomplete").parent.glob(data.stem("_incomplete").name + ".*"):
+        stale.unlink()  # an earlier attempt's list; rewritten below if jobs are still missing
     if not data.incomplete.empty:
         written += write_table(data.incomplete, data.stem("_incomplete"))[:1]
         print(f"[{fig.name}] {len(data.incomplete)} job(s) not complete, left out: see {written[-1]}")
@@ -516,3 +523,5 @@ register(Figure("speedup", "Fig 3: MNIST compute speedup over PG against the cos
                 _mnist_fig1_sweeps, _draw_speedup))
 register(Figure("reversal", "Fig 8: token reversal sequence error against forward and backward samples",
                 _reversal_sweeps, _draw_reversal))
+
+from . import figure_specs  # noqa: E402,F401  registers more figures (screening, noise, gambling)

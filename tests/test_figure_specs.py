@@ -1,0 +1,105 @@
+"""The figure specs of figure_specs.py: screening (run at test scale), noise and gambling (their grids)."""
+
+import itertools
+import json
+import subprocess
+import sys
+
+import pandas as pd
+
+from conftest import needs_mnist
+from kondo_bench import figure_specs, figures
+from kondo_bench.cli import main
+
+SIGNALS = ["delight", "random", "advantage", "abs_advantage", "surprisal", "additive"]
+
+
+def grid(fig: str, scale: str) -> dict[str, list[dict]]:
+    """Each sweep's jobs as {key: value} dicts, without running anything."""
+    out = {}
+    for sweep in figures.FIGURES[fig].sweeps(figures.SCALES[scale]):
+        jobs, _ = figures.expand(sweep.overrides)
+        out[sweep.name] = [dict(o.split("=", 1) for o in job) for job in jobs]
+    return out
+
+
+def config(job: dict) -> dict:
+    """The config the job would run, as `figures` resolves it (fails on a misspelt key)."""
+    resolved = figures.resolved_config([f"{k}={v}" for k, v in job.items()])
+    assert resolved is not None, job
+    return json.loads(resolved)
+
+
+def test_registered_whichever_module_is_imported_first():
+    for first in ("kondo_bench.figures", "kondo_bench.figure_specs", "kondo_bench.cli"):
+        code = (f"import {first}; from kondo_bench.figures import FIGURES; "
+                "assert {'screening', 'noise', 'gambling', 'bandit', 'mnist'} <= set(FIGURES), FIGURES")
+        res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+        assert res.returncode == 0, res.stderr
+
+
+@needs_mnist
+def test_screening_figure_at_test_scale(tmp_path, capsys):
+    assert main(["figures", "--scale", "test", "--only", "screening", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    png = tmp_path / "test" / "screening.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
+    assert (tmp_path / "test" / "screening.pdf").stat().st_size > 1_000
+    runs = pd.read_csv(tmp_path / "test" / "screening_runs.csv")
+    assert set(runs["task"]) == {"mnist", "bandit"}
+    for task, r in runs.groupby("task"):  # one row per signal x seed, the signal in `method.signal`
+        assert sorted(zip(r["method.signal"], r["seed"])) == sorted(itertools.product(SIGNALS, [0, 1])), task
+    assert (runs["method"] == "dgk").all() and (runs["gate"] == "topk").all() and (runs["keep_rate"] == 0.1).all()
+    assert (runs["backward_samples"] == runs["forward_samples"] // 10).all()  # equal keep rate: 10 of 100
+    assert (runs["method.signal_alpha"] == 0.5).all()
+    curves = pd.read_csv(tmp_path / "test" / "screening_curves.csv")
+    assert set(curves["method.signal"]) == set(SIGNALS)
+    assert "MNIST ρ=0.1, delight: final test error" in out and "bandit ρ=0.1, additive: final error" in out
+
+
+def test_noise_grid():
+    for scale, steps, seeds in (("test", 40, 2), ("quick", 1500, 2)):
+        sweeps = grid("noise", scale)
+        assert set(sweeps) == {"noise-pg", "noise-dg", "noise-dgk"}
+        for name, jobs in sweeps.items():
+            assert all(j["task"] == "mnist" and j["task.steps"] == str(steps) for j in jobs)
+            noise = [float(j.get("method.delight_noise", "nan")) for j in jobs]
+            if name == "noise-pg":
+                assert [j["method"] for j in jobs] == ["pg"] * seeds and "method.delight_noise" not in jobs[0]
+                continue
+            assert sorted(zip(noise, (int(j["seed"]) for j in jobs))) == sorted(
+                itertools.product([0, 0.25, 0.5, 1, 2], range(seeds)))
+        assert {j["method"] for j in sweeps["noise-dg"]} == {"dg"} and "keep_rate" not in sweeps["noise-dg"][0]
+        assert {(j["method"], j["keep_rate"]) for j in sweeps["noise-dgk"]} == {("dgk", "0.1")}
+    cfg = config(grid("noise", "quick")["noise-dgk"][-1])
+    assert cfg["method"]["delight_noise"] == 2 and cfg["keep_rate"] == 0.1 and cfg["method"]["gate"] == "auto"
+
+
+def test_screening_and_gambling_grids():
+    quick = grid("screening", "quick")
+    assert {j["method.signal"] for j in quick["screening-mnist"]} == set(SIGNALS)
+    assert len(quick["screening-mnist"]) == 6 * 3 and {j["keep_rate"] for j in quick["screening-mnist"]} == {"0.1"}
+    assert {j["keep_rate"] for j in grid("screening", "paper")["screening-bandit"]} == {"0.03", "0.1"}
+
+    jobs = [j for js in grid("gambling", "quick").values() for j in js]
+    regimes = {(j["method"], j["task.reward_noise"], j.get("task.noisy_arms", "1")) for j in jobs}
+    assert regimes == set(itertools.product(["pg", "dg", "dgk"], ["0", "2"], ["1"])) | \
+        set(itertools.product(["pg", "dg", "dgk"], ["2"], ["0.1"]))
+    assert len(jobs) == 9 * 3
+    for j in (jobs[0], next(j for j in jobs if j["method"] == "dg"), next(j for j in jobs if j["method"] == "dgk")):
+        cfg = config(j)  # DG keeps its temperature; only DG-K gets the hard gate at price 0
+        assert cfg["method"]["eta"] == (0 if j["method"] == "dgk" else 1)
+        assert j["method"] != "dgk" or cfg["price"] == 0
+
+
+def test_mnist_source_note(tmp_path):
+    run = tmp_path / "runs" / "sweep" / "seed=0"
+    run.mkdir(parents=True)
+    summary = {"status": "complete", "data_source": "test-split", "train_images": 8000, "eval_images": 2000}
+    (run / "summary.json").write_text(json.dumps(summary))
+    runs = pd.DataFrame({"run": ["sweep/seed=0"]})
+    data = figures.FigureData("x", figures.SCALES["test"], tmp_path, runs, pd.DataFrame(), pd.DataFrame())
+    note = figure_specs.mnist_source_note(data, runs)
+    assert "test-split fallback" in note and "8k train / 2k eval" in note
+    (run / "summary.json").write_text(json.dumps({**summary, "data_source": "full"}))
+    assert figure_specs.mnist_source_note(data, runs) is None
