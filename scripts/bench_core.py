@@ -11,7 +11,6 @@ within 60 s, bandit within 10 s, peak memory under 1.5 GB.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import resource
 import subprocess
@@ -19,6 +18,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from benchtable import print_table, write_csv
 
 CASES = {
     "bandit": ["task=bandit"],
@@ -66,16 +67,8 @@ def main() -> None:
                 rows.append(run_one(task, method, Path(tmp)))
                 print(" ".join(f"{k}={v}" for k, v in rows[-1].items()), flush=True)
     keys = list(rows[0])
-    widths = {k: max(len(k), *(len(str(r[k])) for r in rows)) for k in keys}
-    print("\n" + "  ".join(k.rjust(widths[k]) for k in keys))
-    for r in rows:
-        print("  ".join(str(r[k]).rjust(widths[k]) for k in keys))
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        with open(args.out, "w", newline="") as f:
-            w = csv.DictWriter(f, keys)
-            w.writeheader()
-            w.writerows(rows)
+    print_table(rows, keys)
+    write_csv(rows, args.out)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ Timings are medians over repeated steps after warm-up, synchronised on CUDA.
 from __future__ import annotations
 
 import argparse
-import csv
 import statistics
 import sys
 import time
@@ -30,6 +29,9 @@ from kondo_bench.config import register  # noqa: E402
 from kondo_bench.methods import Method  # noqa: E402
 from kondo_bench.tasks import make_task  # noqa: E402
 from kondo_bench.train import learn_step, resolve_device  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from benchtable import print_table, write_csv  # noqa: E402
 
 KEEP_RATES = (1.0, 0.3, 0.1, 0.03)
 
@@ -166,16 +168,8 @@ def main() -> None:
         rows += bench(task_args, label, batch, args.device, args.repeats)
     keys = ["task", "model", "batch", "keep_rate", "F_ms", "B_ms", "plain_ms", "dg_ms", "dg_vs_plain", "dgk_ms",
             "speedup", "ideal", "realised_over_ideal", "dgk_bf16_screen_ms"]
-    widths = {k: max(len(k), *(len(str(r[k])) for r in rows)) for k in keys}
-    print("\n" + "  ".join(k.rjust(widths[k]) for k in keys))
-    for r in rows:
-        print("  ".join(str(r[k]).rjust(widths[k]) for k in keys))
-    if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        with open(args.out, "w", newline="") as fh:
-            w = csv.DictWriter(fh, list(rows[0]))
-            w.writeheader()
-            w.writerows(rows)
+    print_table(rows, keys)
+    write_csv(rows, args.out)
 
 
 if __name__ == "__main__":
