@@ -250,8 +250,10 @@ def run_experiment(cfg, out_dir) -> dict:
     task = make_task(cfg, device)
     method = Method.from_config(cfg)
     gate = resolve_gate(cfg)
-    log.info("task=%s method=%s gate=%s price=%s keep_rate=%s eta=%s seed=%d device=%s -> %s",
-             cfg.task.name, method.name, gate, cfg.price, cfg.keep_rate, cfg.method.eta, cfg.seed, device, out_dir)
+    knob = {"price": f" price={cfg.price}", "quantile": f" keep_rate={cfg.keep_rate}",
+            "topk": f" keep_rate={cfg.keep_rate}"}.get(gate, "")  # only what this gate uses
+    log.info("task=%s method=%s gate=%s%s eta=%s seed=%d device=%s -> %s",
+             cfg.task.name, method.name, gate, knob, cfg.method.eta, cfg.seed, device, out_dir)
     started = time.time()
     result = train(cfg, task, method, writer, device, checkpoint)
     final = writer.rows[-1] if writer.rows else {}
