@@ -1,5 +1,7 @@
 import os
+import signal
 import subprocess
+from contextlib import contextmanager
 import sys
 from pathlib import Path
 
@@ -45,3 +47,19 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip_slow)
         if "gpu" in item.keywords and not torch.cuda.is_available():
             item.add_marker(skip_gpu)
+
+
+@contextmanager
+def sigterm_at_evaluation(task_cls, n: int):
+    """While inside, the n-th call of task_cls.evaluate sends this process a SIGTERM first."""
+    original, calls = task_cls.evaluate, {"n": 0}
+
+    def evaluate(self):
+        calls["n"] += 1
+        if calls["n"] == n:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return original(self)
+
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(task_cls, "evaluate", evaluate)
+        yield

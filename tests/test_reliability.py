@@ -1,7 +1,6 @@
 """Issue 7: interruption, resume, checkpoints, numerics, unwritable folders."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -9,7 +8,7 @@ import time
 
 import pytest
 
-from conftest import kb, make_cfg, needs_mnist
+from conftest import kb, make_cfg, needs_mnist, sigterm_at_evaluation
 from kondo_bench.errors import UserError
 from kondo_bench.train import run_experiment
 
@@ -76,25 +75,15 @@ def test_complete_folder_of_another_config_is_refused(tmp_path):
 
 
 @pytest.mark.parametrize("task", ["bandit_multi", pytest.param("mnist", marks=needs_mnist)])
-def test_checkpoint_resume_reproduces_the_uninterrupted_run(tmp_path, monkeypatch, task):
+def test_checkpoint_resume_reproduces_the_uninterrupted_run(tmp_path, task):
     from kondo_bench.tasks.bandit import BanditTask
     from kondo_bench.tasks.mnist import MnistTask
     cls = {"bandit_multi": BanditTask, "mnist": MnistTask}[task]
     args = (f"task={task}", "task.steps=60", "task.eval_every=10", "checkpoint_every=20", "progress=false",
             "method=dgk", "keep_rate=0.2", "seed=5")
     full = run_experiment(make_cfg(*args), tmp_path / "full")
-    original = cls.evaluate
-    calls = {"n": 0}
-
-    def evaluate(self):  # a SIGTERM arrives while step 50 is evaluated
-        calls["n"] += 1
-        if calls["n"] == 5:
-            os.kill(os.getpid(), signal.SIGTERM)
-        return original(self)
-
-    monkeypatch.setattr(cls, "evaluate", evaluate)
-    cut = run_experiment(make_cfg(*args), tmp_path / "cut")
-    monkeypatch.setattr(cls, "evaluate", original)
+    with sigterm_at_evaluation(cls, 5):  # a SIGTERM arrives while step 50 is evaluated
+        cut = run_experiment(make_cfg(*args), tmp_path / "cut")
     assert cut["status"] == "interrupted" and cut["steps"] in (50, 51)
     resumed = run_experiment(make_cfg(*args), tmp_path / "cut")
     assert resumed["status"] == "complete" and resumed["resumed_from_step"] == 40

@@ -2,8 +2,6 @@
 
 import json
 import math
-import os
-import signal
 import subprocess
 import sys
 
@@ -11,7 +9,7 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from conftest import REPO, kb, make_cfg
+from conftest import REPO, kb, make_cfg, sigterm_at_evaluation
 from kondo_bench.config import ReversalConfig
 from kondo_bench.errors import UserError
 from kondo_bench.methods import Method, topk_gate
@@ -227,21 +225,12 @@ def test_cli_dgk_counts_tokens(tmp_path, monkeypatch):
     assert json.loads((out / "summary.json").read_text())["status"] == "complete"
 
 
-def test_checkpoint_resume_reproduces_the_uninterrupted_run(tmp_path, monkeypatch):
+def test_checkpoint_resume_reproduces_the_uninterrupted_run(tmp_path):
     args = ("task=reversal", "task.horizon=3", "task.steps=30", "task.eval_every=5", "task.eval_prompts=20",
             "checkpoint_every=10", "progress=false", "device=cpu", "method=dgk", "keep_rate=0.2", "seed=3")
     run_experiment(make_cfg(*args), tmp_path / "full")
-    original, calls = ReversalTask.evaluate, {"n": 0}
-
-    def evaluate(self):  # a SIGTERM arrives while step 25 is evaluated
-        calls["n"] += 1
-        if calls["n"] == 5:
-            os.kill(os.getpid(), signal.SIGTERM)
-        return original(self)
-
-    monkeypatch.setattr(ReversalTask, "evaluate", evaluate)
-    assert run_experiment(make_cfg(*args), tmp_path / "cut")["status"] == "interrupted"
-    monkeypatch.setattr(ReversalTask, "evaluate", original)
+    with sigterm_at_evaluation(ReversalTask, 5):  # a SIGTERM arrives while step 25 is evaluated
+        assert run_experiment(make_cfg(*args), tmp_path / "cut")["status"] == "interrupted"
     resumed = run_experiment(make_cfg(*args), tmp_path / "cut")
     assert resumed["status"] == "complete" and resumed["resumed_from_step"] == 20
 
