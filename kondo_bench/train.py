@@ -13,21 +13,29 @@
 from __future__ import annotations
 
 import logging
+import random
 import sys
-from pathlib import Path
+import time
 from collections import deque
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict
+from pathlib import Path
 
+import numpy as np
 import torch
+from omegaconf import OmegaConf
 from tqdm import tqdm
 
+from . import __version__
+
 from .accounting import Counters, PhaseTimer
-from .reliability import (NumericsError, NumericsGuard, StopFlag, result_config, rng_state, save_checkpoint,
-                          set_rng_state)
+from .config import resolve_gate, validate
+from .errors import UserError
 from .methods import Method, Selection
-from .results import RunWriter
-from .tasks import Batch, Task
+from .reliability import (NumericsError, NumericsGuard, StopFlag, load_checkpoint, result_config, rng_state,
+                          save_checkpoint, set_rng_state)
+from .results import SUMMARY, RunWriter, read_metrics, read_summary
+from .tasks import Batch, Task, make_task
 
 log = logging.getLogger(__name__)
 PLAIN = Method("pg")  # one pass, loss -coef * log pi: what every method but PPO uses
@@ -189,8 +197,6 @@ def _row(step, counters, timer, interval, quality, cost_ratio, batch_rows) -> di
 
 
 def resolve_device(name: str) -> torch.device:
-    from .errors import UserError
-
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name.startswith("cuda"):
@@ -204,10 +210,6 @@ def resolve_device(name: str) -> torch.device:
 
 
 def seed_everything(seed: int) -> None:
-    import random
-
-    import numpy as np
-
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)  # also seeds every CUDA device
@@ -219,17 +221,6 @@ def run_experiment(cfg, out_dir) -> dict:
     With resume=true (the default), a folder that already holds a complete run of the same
     config is skipped, and a folder with a checkpoint of the same config continues from it.
     """
-    import time
-
-    from omegaconf import OmegaConf
-
-    from . import __version__
-    from .config import resolve_gate, validate
-    from .errors import UserError
-    from .reliability import load_checkpoint
-    from .results import SUMMARY, read_metrics, read_summary
-    from .tasks import make_task
-
     validate(cfg)
     device = resolve_device(cfg.device.name)
     if cfg.device.threads:
