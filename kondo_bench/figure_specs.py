@@ -107,10 +107,10 @@ def _signal_tick(sig: str, runs: pd.DataFrame) -> str:
 
 # ---------------------------------------------------------------- screening
 def _screening_sweeps(s: Scale) -> list[Sweep]:
-    rates = s.pick(paper="0.03,0.1", default="0.1")
+    rates = s.pick(paper="0.03,0.1", report="0.03", default="0.1")
     gate = ("method=dgk", f"keep_rate={rates}", f"method.signal={','.join(SIGNALS)}",
             f"method.signal_alpha={SIGNAL_ALPHA}")
-    return [Sweep("screening-mnist", (*s.task("mnist"), *gate)),
+    return [Sweep("screening-mnist", (*s.task("mnist", seeds=s.pick(report=3)), *gate)),
             Sweep("screening-bandit", (*s.task("bandit"), *gate))]
 
 
@@ -188,7 +188,7 @@ def _draw_screening(d: FigureData) -> list[Path]:
 
 # ---------------------------------------------------------------- delight noise
 def _noise_sweeps(s: Scale) -> list[Sweep]:
-    base = _task(s, "mnist", steps=s.pick(quick=1500), seeds=s.pick(quick=2))
+    base = _task(s, "mnist", steps=s.pick(quick=1500), seeds=s.pick(quick=2, report=3))
     noise = "method.delight_noise=" + ",".join(f"{v:g}" for v in DELIGHT_NOISE)
     return [Sweep("noise-pg", (*base, "method=pg")),
             Sweep("noise-dg", (*base, "method=dg", noise)),
@@ -262,7 +262,9 @@ def _draw_noise(d: FigureData) -> list[Path]:
 
 # ---------------------------------------------------------------- gambling
 def _gambling_sweeps(s: Scale) -> list[Sweep]:
-    base = _task(s, "bandit", steps=s.pick(quick=400, paper=1000), eval_every=s.pick(quick=10, paper=10))
+    base = _task(s, "bandit", steps=s.pick(quick=400, test=None, default=1000),
+                 eval_every=s.pick(quick=10, test=None, default=10),
+                 seeds=s.pick(report=10))
     noisy = (f"task.reward_noise={GAMBLING_NOISE:g}", f"task.noisy_arms=1,{GAMBLING_NOISY_ARMS:g}")
     dgk = ("method=dgk", "method.eta=0", "price=0")
     return [Sweep("gambling-clean-ungated", (*base, "method=pg,dg", "task.reward_noise=0")),

@@ -51,7 +51,8 @@ class Budget:
 
 @dataclass(frozen=True)
 class Scale:
-    """How big each task's runs are: `test` (seconds), `quick` (CPU minutes), `paper`."""
+    """How big each task's runs are: `test` (seconds), `quick` (CPU minutes), `report` (CPU
+    hours: what results/REPORT.md ran), `paper` (the paper's setting: a GPU or a cluster)."""
 
     name: str
     budgets: dict
@@ -72,6 +73,10 @@ SCALES = {
                            "mnist": Budget(40, 20, 2), "reversal": Budget(10, 5, 2)}),
     "quick": Scale("quick", {"bandit": Budget(150, 5, 3), "bandit_multi": Budget(150, 5, 3),
                              "mnist": Budget(2000, 100, 3), "reversal": Budget(300, 25, 2)}),
+    # The largest scale run on a 2-core CPU for results/REPORT.md: the paper's MNIST steps with
+    # fewer seeds, a third of its reversal steps with 3 seeds.
+    "report": Scale("report", {"bandit": Budget(300, 5, 30), "bandit_multi": Budget(300, 5, 30),
+                               "mnist": Budget(10_000, 100, 5), "reversal": Budget(3000, 100, 3)}),
     "paper": Scale("paper", {"bandit": Budget(300, 5, 30), "bandit_multi": Budget(300, 5, 30),
                              "mnist": Budget(10_000, 100, 30), "reversal": Budget(10_000, 100, 10)}),
 }
@@ -393,11 +398,15 @@ def _mnist_fig1_sweeps(s: Scale) -> list[Sweep]:
 
 
 def _mnist_sweeps(s: Scale) -> list[Sweep]:
-    base = s.task("mnist", seeds=s.pick(quick=2))  # quick: fewer seeds off the Fig 1 configurations
-    rates = "0.01,0.1,0.3"
-    prices = s.pick(paper="0,0.1,0.3,1", default="0,1")
+    # fewer seeds off the Fig 1 configurations at quick and report scale
+    base = s.task("mnist", seeds=s.pick(quick=2, report=3))
+    rates = s.pick(quick="0.01,0.1,0.3", test="0.01,0.1,0.3", default="0.003,0.01,0.1,0.3")
+    prices = s.pick(quick="0,1", test="0,1", default="0,0.1,0.3,1")
+    # the control: a random gate at the same keep rates (0.03 included), same top-ρ machinery
+    random_rates = ",".join(sorted({*rates.split(","), "0.03"}, key=float))
     return [*_mnist_fig1_sweeps(s),
             Sweep("mnist-dgk-keep-rates", (*base, "method=dgk", f"keep_rate={rates}")),
+            Sweep("mnist-random-keep-rates", (*base, "method=dgk", "method.signal=random", f"keep_rate={random_rates}")),
             Sweep("mnist-dgk-prices", (*base, "method=dgk", "method.eta=0", f"price={prices}"))]
 
 
@@ -423,7 +432,8 @@ def _draw_mnist(d: FigureData) -> list[Path]:
                         title="MNIST contextual bandit (Fig 1): test error against forward and backward samples "
                               f"(mean over {_seeds(runs)} seeds ± 1 s.e.)")
     return files + plot_tradeoff(d.runs, d.stem("_pareto"), title="MNIST: final test error against cost over "
-                                 f"keep rates ρ and prices λ (η = 0), mean over seeds ± 1 s.e.")
+                                 "keep rates ρ and prices λ (η = 0), with a random gate at equal keep rates; "
+                                 f"mean over {_seeds(d.runs)} seeds ± 1 s.e.")
 
 
 def first_reach(curves: pd.DataFrame, keys: list[str], target: float) -> pd.DataFrame:
@@ -500,19 +510,27 @@ def _draw_speedup(d: FigureData) -> list[Path]:
 
 def _reversal_sweeps(s: Scale) -> list[Sweep]:
     base = s.task("reversal")
-    return [Sweep("reversal-ungated", (*base, "method=pg,dg")),
-            Sweep("reversal-dgk-keep3", (*base, "method=dgk", "keep_rate=0.03")),
+    ungated = s.pick(quick="pg,dg", test="pg,dg", default="pg,dg,ppo,pmpo")
+    rates = s.pick(quick="0.03", test="0.03", default="0.03,0.1,0.3")
+    random_rates = s.pick(quick="0.03", test="0.03", default="0.03,0.1")
+    return [Sweep("reversal-ungated", (*base, f"method={ungated}")),
+            Sweep("reversal-dgk-keep-rates", (*base, "method=dgk", f"keep_rate={rates}")),
+            Sweep("reversal-random-keep-rates", (*base, "method=dgk", "method.signal=random",
+                                                 f"keep_rate={random_rates}")),
             Sweep("reversal-dgk-price0", (*base, "method=dgk", "method.eta=0", "price=0"))]
 
 
 def _draw_reversal(d: FigureData) -> list[Path]:
-    from .plots import plot_curves
+    from .plots import plot_curves, plot_tradeoff
 
     axes = [("forward_samples", "forward samples", False), ("backward_samples", "backward samples (sequences)", True),
             ("backward_units", "backward tokens", True)]
+    n = _seeds(d.runs)
     return plot_curves(d.curves, series_keys(d.runs), d.stem(), axes_spec=axes,
                        title=f"Token reversal (Fig 8), H = 10, M = 2: sequence error "
-                             f"(mean over {_seeds(d.runs)} seeds ± 1 s.e.)")
+                             f"(mean over {n} seeds ± 1 s.e.)") + plot_tradeoff(
+        d.runs, d.stem("_pareto"), title="Token reversal, H = 10, M = 2: final sequence error against cost, "
+        f"with a random gate at equal keep rates; mean over {n} seeds ± 1 s.e.")
 
 
 register(Figure("bandit", "bandit: misalignment and error against steps, PG, DG and DG-K at several prices",

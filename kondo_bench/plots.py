@@ -22,9 +22,9 @@ import pandas as pd  # noqa: E402
 
 from .sweeps import load_sweep, pareto_front, series_keys  # noqa: E402
 
-METHOD_NAMES = {"pg": "PG", "dg": "DG", "dgk": "DG-K", "ce": "CE (oracle)"}
-METHOD_ORDER = {"pg": 0, "dg": 1, "dgk": 2, "ce": 3}
-FIXED_STYLE = {"pg": ("0.3", "s"), "dg": ("C0", "D"), "ce": ("C2", "*")}
+METHOD_NAMES = {"pg": "PG", "dg": "DG", "dgk": "DG-K", "ce": "CE (oracle)", "ppo": "PPO", "pmpo": "PMPO"}
+METHOD_ORDER = {"pg": 0, "ppo": 0.3, "pmpo": 0.6, "dg": 1, "dgk": 2, "ce": 3}
+FIXED_STYLE = {"pg": ("0.3", "s"), "dg": ("C0", "D"), "ce": ("C2", "*"), "ppo": ("olive", "P"), "pmpo": ("saddlebrown", "X")}
 GATED_COLORS = ["C1", "C3", "C4", "C5", "C6", "C8", "C9", "C7"]
 QUALITY_LABELS = {"test_error": "test error", "error": "error 1 − π(y*)", "seq_error": "sequence error",
                   "misalignment": "misalignment 1 − cos(ĝ, g*)"}
@@ -74,9 +74,11 @@ def _ignores_eta(row) -> bool:
 
 
 def _extras(row, varying: list[str], eta_methods=()) -> str:
-    """The other config values that vary in the table; η only for the methods in eta_methods."""
+    """The other config values that vary in the table (those a run did not set are left out,
+    so a run left at its default reads 'DG-K ρ=0.03' beside 'DG-K ρ=0.03, signal=random');
+    η only for the methods in eta_methods."""
     parts = [f"{'η' if k == 'eta' else k.split('.')[-1]}={_fmt(row[k])}" for k in varying
-             if k != "eta" or row["method"] in eta_methods and not _ignores_eta(row)]
+             if not pd.isna(row[k]) and (k != "eta" or row["method"] in eta_methods and not _ignores_eta(row))]
     return "".join(", " + p for p in parts)
 
 
