@@ -188,7 +188,7 @@ def _draw_screening(d: FigureData) -> list[Path]:
 
 # ---------------------------------------------------------------- delight noise
 def _noise_sweeps(s: Scale) -> list[Sweep]:
-    base = _task(s, "mnist", steps=s.pick(quick=1500), seeds=s.pick(quick=2, report=3))
+    base = _task(s, "mnist", steps=s.pick(quick=1500, report=5000), seeds=s.pick(quick=2, report=3))
     noise = "method.delight_noise=" + ",".join(f"{v:g}" for v in DELIGHT_NOISE)
     return [Sweep("noise-pg", (*base, "method=pg")),
             Sweep("noise-dg", (*base, "method=dg", noise)),

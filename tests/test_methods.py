@@ -121,3 +121,17 @@ def test_selection_works_on_token_shaped_tensors():
     logp = -torch.rand(8, 5) * 3
     sel = Method("dgk", gate="topk", keep_rate=0.25).select(adv, logp)
     assert sel.keep.shape == (8, 5) and sel.keep.sum() == 10
+
+
+def test_sample_categorical_matches_the_distribution_and_never_picks_a_zero_probability():
+    from kondo_bench.tasks import sample_categorical
+
+    torch.manual_seed(0)
+    probs = torch.tensor([[0.0, 0.5, 0.0, 0.3, 0.2]]).expand(200_000, 5)
+    a = sample_categorical(probs)
+    freq = torch.bincount(a, minlength=5).double() / a.numel()
+    assert freq[0] == 0 and freq[2] == 0
+    assert torch.allclose(freq, probs[0].double(), atol=0.005)
+    # a batch of different rows, each sampled from its own distribution
+    rows = torch.tensor([[1.0, 0, 0], [0, 0, 1.0], [0, 1.0, 0]])
+    assert sample_categorical(rows).tolist() == [0, 2, 1]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from . import Batch, Task
+from . import Batch, Task, rows_of, sample_categorical
 
 
 def misalignment(g: torch.Tensor, g_true: torch.Tensor) -> float:
@@ -75,14 +75,14 @@ class BanditTask(Task):
         return std
 
     def _logp(self, context: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
-        return self.logits[context].log_softmax(-1).gather(-1, action[:, None])[:, 0]
+        return rows_of(self.logits, context).log_softmax(-1).gather(-1, action[:, None])[:, 0]
 
     def act(self, grad: bool, supervised: bool) -> Batch:
         b = self.cfg.batch_size
         context = torch.randint(self.cfg.contexts, (b,), device=self.device)
         with torch.no_grad():
-            probs = self.logits[context].softmax(-1)
-        action = self.target[context] if supervised else torch.multinomial(probs, 1)[:, 0]
+            probs = rows_of(self.logits, context).softmax(-1)
+        action = self.target[context] if supervised else sample_categorical(probs)
         reward = (action == self.target[context]).float()
         if self.cfg.reward_noise > 0:
             reward = reward + self.noise_std[context, action] * torch.randn_like(reward)

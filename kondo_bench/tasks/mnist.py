@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ..data import load_mnist
-from . import Batch, Task
+from . import Batch, Task, rows_of, sample_categorical
 
 log = logging.getLogger(__name__)
 
@@ -52,12 +52,12 @@ class MnistTask(Task):
 
     def act(self, grad: bool, supervised: bool) -> Batch:
         idx = torch.randint(len(self.y), (self.cfg.batch_size,), device=self.device)
-        x, y = self.x[idx], self.y[idx]
+        x, y = rows_of(self.x, idx), self.y[idx]
         with torch.set_grad_enabled(grad):
             logits_all = self.net(x).log_softmax(-1)
         with torch.no_grad():
             probs = logits_all.detach().exp()
-            action = y if supervised else torch.multinomial(probs, 1)[:, 0]
+            action = y if supervised else sample_categorical(probs)
             reward = (action == y).float()
             baseline = (probs * probs).sum(-1)
         logp = logits_all.gather(-1, action[:, None])[:, 0]
@@ -65,7 +65,7 @@ class MnistTask(Task):
                      {"x": x, "action": action})
 
     def logp(self, batch: Batch, rows: torch.Tensor) -> torch.Tensor:
-        x, action = batch.data["x"][rows], batch.data["action"][rows]
+        x, action = rows_of(batch.data["x"], rows), batch.data["action"][rows]
         return self.net(x).log_softmax(-1).gather(-1, action[:, None])[:, 0]
 
     @torch.no_grad()
