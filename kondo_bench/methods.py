@@ -56,6 +56,11 @@ def price_for_keep_rate(chi: torch.Tensor, keep_rate: float, eta: float, iters: 
     return (lo + hi) / 2
 
 
+def topk_count(keep_rate: float, n: int) -> int:
+    """k = max(1, round(rho * n)): how many of n units the top-rho gate keeps."""
+    return max(1, round(keep_rate * n))
+
+
 def topk_gate(score: torch.Tensor, keep_rate: float, ties: Ties = Ties.random) -> torch.Tensor:
     """Keep the k = max(1, round(rho * n)) highest-scoring units of the whole batch.
 
@@ -63,7 +68,7 @@ def topk_gate(score: torch.Tensor, keep_rate: float, ties: Ties = Ties.random) -
     with the k-th, as the official code does (its kept fraction can then exceed rho).
     """
     flat = score.reshape(-1)
-    k = max(1, round(keep_rate * flat.numel()))
+    k = topk_count(keep_rate, flat.numel())
     if Ties(ties) is Ties.all:
         kth = torch.topk(flat, k).values[-1]
         return (score >= kth)
@@ -124,6 +129,17 @@ class Method:
         """Methods that screen without autograd and re-run the forward pass on the rows they keep
         (the gate, and PPO, whose later epochs need fresh log-probabilities anyway)."""
         return self.gate != "none" or self.name == "ppo"
+
+    def keep_rate_note(self, n_units: int) -> str | None:
+        """A warning when the top-rho gate cannot keep rho of n units per step (k is rounded,
+        and at least 1), e.g. rho = 0.003 of 100 images keeps 1, an effective rate of 0.01."""
+        if self.gate != "topk" and not (self.gate == "quantile" and self.eta == 0):
+            return None
+        k = topk_count(self.keep_rate, n_units)
+        if abs(k / n_units - self.keep_rate) <= 0.1 * self.keep_rate:
+            return None
+        return (f"keep_rate={self.keep_rate:g} keeps k = max(1, round(ρ·n)) = {k} of the {n_units} units a step "
+                f"screens: an effective keep rate of {k / n_units:.3g}; use a larger batch for a smaller rate")
 
     @property
     def supervised(self) -> bool:

@@ -145,6 +145,8 @@ def train(cfg, task: Task, method: Method, writer: RunWriter, device: torch.devi
                     with timer.phase("screen"):
                         sel = method.select(batch.advantage, batch.logp)
                         guard.watch("delight", sel.delight)
+                    if step == start + 1 and (note := method.keep_rate_note(sel.keep.numel())):
+                        log.warning(note)
                     with timer.phase("learn"):
                         rows, units = learn_step(task, batch, sel, method, guard)
                 except RuntimeError:  # e.g. sampling from NaN probabilities: name the cause if numeric

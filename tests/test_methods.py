@@ -135,3 +135,13 @@ def test_sample_categorical_matches_the_distribution_and_never_picks_a_zero_prob
     # a batch of different rows, each sampled from its own distribution
     rows = torch.tensor([[1.0, 0, 0], [0, 0, 1.0], [0, 1.0, 0]])
     assert sample_categorical(rows).tolist() == [0, 2, 1]
+
+
+def test_keep_rate_note_names_the_effective_rate_when_k_is_rounded():
+    m = Method("dgk", gate="topk", keep_rate=0.003)
+    note = m.keep_rate_note(100)
+    assert note is not None and "= 1 of the 100" in note and "0.01" in note
+    assert m.keep_rate_note(10_000) is None  # 30 of 10,000: exact
+    assert Method("dgk", gate="topk", keep_rate=0.03).keep_rate_note(100) is None
+    assert Method("dgk", gate="price", price=0.1).keep_rate_note(100) is None
+    assert Method("dgk", gate="quantile", keep_rate=0.003, eta=1.0).keep_rate_note(100) is None  # soft: exact in expectation

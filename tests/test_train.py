@@ -170,3 +170,11 @@ def test_bf16_speculative_screening_runs_and_learns(tmp_path, task):
 def test_bad_screen_precision(tmp_path):
     with pytest.raises(UserError, match="screen_precision"):
         run(tmp_path, "task=bandit", "screen_precision=fp8")
+
+
+def test_a_rounded_keep_rate_is_named_once_in_the_log(tmp_path, caplog):
+    with caplog.at_level("WARNING"):
+        summary, _ = run(tmp_path, "task=bandit", "task.steps=5", "task.eval_every=5", "method=dgk", "keep_rate=0.003")
+    notes = [r.message for r in caplog.records if "effective keep rate" in r.message]
+    assert summary["status"] == "complete" and len(notes) == 1 and "= 1 of the 100" in notes[0]
+    assert summary["backward_samples"] == 5  # one kept pull per step, as the note says
