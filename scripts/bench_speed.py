@@ -27,7 +27,7 @@ from hydra import compose, initialize_config_module  # noqa: E402
 
 from kondo_bench.config import register  # noqa: E402
 from kondo_bench.methods import Method  # noqa: E402
-from kondo_bench.tasks import make_task  # noqa: E402
+from kondo_bench.tasks import make_task, sample_categorical  # noqa: E402
 from kondo_bench.train import learn_step, resolve_device  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -97,7 +97,7 @@ def plain_mnist_step(task, batch_size):
         idx = torch.randint(len(y_all), (batch_size,), device=x_all.device)
         logp_all = net(torch.index_select(x_all, 0, idx)).log_softmax(-1)
         probs = logp_all.detach().exp()
-        a = (probs.cumsum(-1) <= torch.rand(batch_size, 1, device=probs.device)).sum(-1).clamp_(max=probs.shape[-1] - 1)
+        a = sample_categorical(probs)
         u = (a == y_all[idx]).float() - (probs * probs).sum(-1)
         logp = logp_all.gather(-1, a[:, None])[:, 0]
         w = torch.sigmoid(u * -logp.detach())

@@ -84,9 +84,7 @@ def per_config(runs: pd.DataFrame, curves: pd.DataFrame, forwards=(), extra=None
 
 
 def reach(curves: pd.DataFrame, runs: pd.DataFrame, target: float) -> pd.DataFrame:
-    keys = [k for k in series_keys(runs) if k in curves.columns]
-    out = first_reach(curves, keys, target)
-    return out
+    return first_reach(curves, [k for k in series_keys(runs) if k in curves.columns], target)
 
 
 def main() -> None:
