@@ -137,6 +137,24 @@ def test_sample_categorical_matches_the_distribution_and_never_picks_a_zero_prob
     assert sample_categorical(rows).tolist() == [0, 2, 1]
 
 
+def test_sample_categorical_gives_no_leftover_mass_to_the_last_action():
+    """A cumulative sum that ends below 1 (rounding, or a row that does not quite sum to 1)
+    must not hand the gap to the last action: frequencies stay proportional to the row."""
+    from kondo_bench.tasks import sample_categorical
+
+    torch.manual_seed(0)
+    short = torch.tensor([[0.5, 0.3, 0.0]]).expand(200_000, 3)  # sums to 0.8; action 2 is impossible
+    freq = torch.bincount(sample_categorical(short), minlength=3).double() / 200_000
+    assert freq[2] == 0
+    assert torch.allclose(freq, torch.tensor([0.625, 0.375, 0.0], dtype=torch.float64), atol=0.005)
+    # near-degenerate float32 softmax: one action holds almost all mass, the last holds none
+    logits = torch.cat([torch.tensor([30.0]), torch.zeros(998), torch.tensor([-float("inf")])])
+    probs = logits.softmax(-1).expand(100_000, 1000)
+    a = sample_categorical(probs)
+    assert (a == 999).sum() == 0
+    assert (a == 0).double().mean() > 0.999
+
+
 def test_keep_rate_note_names_the_effective_rate_when_k_is_rounded():
     m = Method("dgk", gate="topk", keep_rate=0.003)
     note = m.keep_rate_note(100)

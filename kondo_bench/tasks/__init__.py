@@ -24,9 +24,14 @@ from ..errors import UserError
 def sample_categorical(probs: torch.Tensor) -> torch.Tensor:
     """One action per row of `probs` [..., K], by inverse CDF: the first action whose cumulative
     probability exceeds a uniform draw. The same distribution as torch.multinomial(probs, 1),
-    at one random number per row instead of one per action (about 8x faster on CPU at K = 10)."""
-    u = torch.rand(probs.shape[:-1] + (1,), device=probs.device, dtype=probs.dtype)
-    return (probs.cumsum(-1) <= u).sum(-1).clamp_(max=probs.shape[-1] - 1)
+    at one random number per row instead of one per action (about 8x faster on CPU at K = 10).
+
+    The draw is scaled by the row's last cumulative value: a float32 cumulative sum can end
+    just below 1, and an unscaled draw above it would hand that leftover mass to the last
+    action (even one of probability 0). The clamp only guards a draw that rounds up to it."""
+    cdf = probs.cumsum(-1)
+    u = torch.rand(probs.shape[:-1] + (1,), device=probs.device, dtype=probs.dtype) * cdf[..., -1:]
+    return (cdf <= u).sum(-1).clamp_(max=probs.shape[-1] - 1)
 
 
 def rows_of(x: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
