@@ -22,11 +22,15 @@ import numpy as np
 
 from kondo_bench.errors import DataError
 
-MNIST_FILES = {
-    "train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
-    "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
-    "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
-    "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c",
+# MD5 of each file's *decompressed* IDX content: what every faithful copy of MNIST holds,
+# raw or gzip-compressed by anyone. A gzip container's checksum depends on the compressor
+# and its settings, so checking it would refuse faithful re-compressions (the shared
+# training files are such a copy) while proving nothing more about the data.
+MNIST_MD5 = {
+    "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
+    "train-labels-idx1-ubyte": "a25bea736e30d166cdddb491f175f624",
+    "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
+    "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
 }
 DEFAULT_MIRRORS = [
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
@@ -41,15 +45,23 @@ _IDX_DTYPES = {0x08: ">u1", 0x09: ">i1", 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 
 _FETCH = "run `kondo-bench data mnist` to download it again"
 
 
+def _contents(path: Path) -> tuple[bytes, bytes]:
+    """(the file's bytes, its IDX content): gunzipped when the bytes are gzip, else as they are."""
+    try:
+        stored = path.read_bytes()
+        # gzip magic; extensions lie, bytes don't
+        return stored, gzip.decompress(stored) if stored[:2] == b"\x1f\x8b" else stored
+    except (OSError, EOFError, zlib.error, gzip.BadGzipFile) as e:
+        raise DataError(f"cannot read {path}: {e} (truncated or corrupt; delete it and {_FETCH})") from e
+
+
 def read_idx(path) -> np.ndarray:
     """Read an IDX file (gzip-compressed or raw, detected by magic bytes) into a native-endian array."""
     path = Path(path)
-    try:
-        data = path.read_bytes()
-        if data[:2] == b"\x1f\x8b":  # gzip magic; extensions lie, bytes don't
-            data = gzip.decompress(data)
-    except (OSError, EOFError, zlib.error) as e:
-        raise DataError(f"cannot read {path}: {e} (truncated or corrupt; delete it and {_FETCH})") from e
+    return _parse_idx(path, _contents(path)[1])
+
+
+def _parse_idx(path: Path, data: bytes) -> np.ndarray:
     if len(data) < 4 or data[:2] != b"\0\0" or data[2] not in _IDX_DTYPES:
         raise DataError(f"{path} is not an IDX file (bad magic {data[:4].hex()}); delete it and {_FETCH}")
     dtype, ndim = np.dtype(_IDX_DTYPES[data[2]]), data[3]
@@ -101,8 +113,9 @@ def find_mnist_root(configured: str | None) -> Path:
         env = Path(os.environ["KONDO_BENCH_DATA"]).expanduser()
         candidates += [env, env / "mnist"]
     cwd = Path.cwd()
-    candidates += [REPO_ROOT.parent / "shared" / "data" / "mnist", cwd.parent / "shared" / "data" / "mnist",
-                   cwd / "shared" / "data" / "mnist", user_data_dir()]
+    for shared in (REPO_ROOT.parent / "shared", cwd.parent / "shared", cwd / "shared"):
+        candidates += [shared / "data" / "mnist-full", shared / "data" / "mnist"]
+    candidates.append(user_data_dir())
     # a folder with the full set beats an earlier one with only the t10k pair, so that a
     # download to the user folder is not shadowed by shared test-only data
     for c in [c for c in candidates if all(_locate(c, s) for s in TRAIN)] + candidates:
@@ -126,22 +139,56 @@ class MnistData:
     note: str | None = None  # human-readable notice when source is not "full"
 
 
-def _md5(path: Path) -> str:
-    return hashlib.md5(path.read_bytes()).hexdigest()
+def _md5(data: bytes) -> str:
+    return hashlib.md5(data).hexdigest()
 
 
-def _verify_file(path: Path, md5sums: dict[str, str]) -> None:
-    """Check a .gz against MNIST_FILES, and any file against the folder's MD5SUMS if it lists it."""
-    wanted = {md5sums.get(path.name), MNIST_FILES.get(path.name) if path.suffix == ".gz" else None} - {None}
-    actual = _md5(path) if wanted else None
-    for w in wanted:
-        if actual != w:
-            raise DataError(f"{path} fails its checksum (md5 expected {w}, got {actual}): the file is "
-                                f"corrupt or not the official one; delete it and {_FETCH}")
+def _checks(path: Path, stem: str, md5sums: dict[str, str]) -> list[tuple[str, str, str]]:
+    """What to check a file against: (what, expected md5, "stored" or "content").
+
+    Always the canonical MD5 of its decompressed content (for the four MNIST files); and a
+    folder's MD5SUMS line for it, which may list the file as stored (e.g. the .gz) or its
+    decompressed content (the raw IDX name). A .gz line for a raw file cannot be checked.
+    """
+    checks = []
+    if stem in MNIST_MD5:
+        checks.append(("decompressed IDX content (canonical MNIST md5)", MNIST_MD5[stem], "content"))
+    if path.name in md5sums:
+        checks.append((f"file as stored (md5 listed in {path.parent / 'MD5SUMS'})", md5sums[path.name], "stored"))
+    elif stem in md5sums:
+        checks.append((f"decompressed IDX content (md5 listed in {path.parent / 'MD5SUMS'})", md5sums[stem], "content"))
+    return checks
+
+
+def read_verified(path: Path, stem: str, md5sums: dict[str, str] | None = None) -> np.ndarray:
+    """Read one MNIST file, checking its content (and any MD5SUMS line) before parsing it."""
+    stored, content = _contents(path)
+    digests = {"stored": lambda: _md5(stored), "content": lambda: _md5(content)}
+    for what, expected, kind in _checks(path, stem, md5sums or {}):
+        actual = digests[kind]()
+        if actual != expected:
+            raise DataError(f"{path} fails its checksum: md5 of its {what} is {actual}, expected {expected}; the "
+                            f"file is corrupt, truncated or not the official MNIST; delete it and {_FETCH}")
+    return _parse_idx(path, content)
+
+
+def read_md5sums(folder: Path) -> dict[str, str]:
+    """A folder's MD5SUMS as {file name: md5} ("*name" is md5sum's binary mode); {} if none."""
+    sums = {}
+    if (folder / "MD5SUMS").is_file():
+        for line in (folder / "MD5SUMS").read_text().splitlines():
+            parts = line.split()
+            if len(parts) == 2:
+                sums[parts[1].lstrip("*")] = parts[0].lower()
+    return sums
 
 
 def _read_pair(root: Path, stems, expected_n: int, verify: bool):
-    images, labels = (read_idx(_locate(root, s)) for s in stems)
+    if verify:
+        md5sums = read_md5sums(root)
+        images, labels = (read_verified(_locate(root, s), s, md5sums) for s in stems)
+    else:
+        images, labels = (read_idx(_locate(root, s)) for s in stems)
     ok = images.ndim == 3 and labels.ndim == 1 and len(images) == len(labels)
     if verify:  # the real files have fixed shapes; fake/test data may use any count
         ok = ok and images.shape == (expected_n, 28, 28)
@@ -168,15 +215,6 @@ def load_mnist(root: str | None = None, eval_size: int = 2000, verify: bool = Tr
         other = next(s for s in TRAIN if s not in have_train)
         raise DataError(f"{folder} has {have_train[0]} but not {other}; run `kondo-bench data mnist "
                         f"--root {folder}` or remove {have_train[0]} to use the test-split fallback")
-    if verify:
-        md5sums = {}
-        if (folder / "MD5SUMS").is_file():
-            for line in (folder / "MD5SUMS").read_text().splitlines():
-                parts = line.split()
-                if len(parts) == 2:
-                    md5sums[parts[1].lstrip("*")] = parts[0].lower()  # "*name" is md5sum's binary mode
-        for s in TEST + tuple(have_train):
-            _verify_file(_locate(folder, s), md5sums)
     test_x, test_y = _read_pair(folder, TEST, 10000, verify)
     if have_train:
         train_x, train_y = _read_pair(folder, TRAIN, 60000, verify)
@@ -193,28 +231,40 @@ def load_mnist(root: str | None = None, eval_size: int = 2000, verify: bool = Tr
     return MnistData(test_x[tr], test_y[tr], test_x[ev], test_y[ev], "test-split", str(folder), note)
 
 
+def _content_md5(path: Path) -> str | None:
+    """md5 of a file's decompressed content; None when it cannot be read or decompressed."""
+    try:
+        return _md5(_contents(path)[1])
+    except DataError:
+        return None
+
+
 def download_mnist(dest: str | Path, mirrors: list[str] | None = None, timeout: float = 30.0,
                    files: list[str] | None = None, progress: bool = True,
                    checksums: dict | None = None) -> Path:
-    """Fetch the MNIST .gz files into dest from the first mirror that works; verify each md5.
+    """Fetch the MNIST .gz files into dest from the first mirror that works; verify each one's content.
 
-    Files already present with the right md5 are skipped. Each download goes to a temp
-    name in dest and is renamed only after its md5 checks out, so an interrupted or bad
-    download never leaves a file that looks finished.
+    `checksums` maps each file's stem (the raw IDX name) to the md5 of its decompressed
+    content (default MNIST_MD5), so a mirror that re-compressed the files is accepted and a
+    corrupt or foreign file is not. Files already present (.gz or raw) with the right content
+    are skipped. Each download goes to a temp name in dest and is renamed only after its
+    content checks out, so an interrupted or bad download never leaves a file that looks finished.
     """
-    dest, sums = Path(dest).expanduser(), checksums or MNIST_FILES
+    dest, sums = Path(dest).expanduser(), checksums or MNIST_MD5
     mirrors = mirrors or DEFAULT_MIRRORS
     try:
         dest.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise DataError(f"cannot create {dest}: {e}; pass a writable --root") from e
-    for name in files or list(sums):
-        if name not in sums:
-            raise DataError(f"no checksum known for {name}; expected one of {', '.join(sums)}")
+    for name in files or [f"{s}.gz" for s in sums]:
+        stem = name.removesuffix(".gz")
+        if stem not in sums:
+            raise DataError(f"no checksum known for {name}; expected one of {', '.join(f'{s}.gz' for s in sums)}")
         target = dest / name
-        if target.is_file() and _md5(target) == sums[name]:
+        present = _locate(dest, stem)
+        if present and _content_md5(present) == sums[stem]:
             if progress:
-                print(f"{name}: already present, ok", file=sys.stderr)
+                print(f"{present.name}: already present, ok", file=sys.stderr)
             continue
         errors = []
         for mirror in mirrors:
@@ -226,9 +276,9 @@ def download_mnist(dest: str | Path, mirrors: list[str] | None = None, timeout: 
                 with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
                     while chunk := resp.read(1 << 16):
                         out.write(chunk)
-                actual = _md5(Path(tmp))
-                if actual != sums[name]:
-                    errors.append(f"{url}: md5 {actual}, expected {sums[name]}")
+                actual = _content_md5(Path(tmp))
+                if actual != sums[stem]:
+                    errors.append(f"{url}: md5 of the decompressed content {actual}, expected {sums[stem]}")
                     continue
                 os.replace(tmp, target)  # atomic on one filesystem
                 break
@@ -239,7 +289,8 @@ def download_mnist(dest: str | Path, mirrors: list[str] | None = None, timeout: 
                     os.unlink(tmp)
         else:
             raise DataError(f"could not download {name}; tried {'; '.join(errors)}. Download it by hand "
-                            f"from any MNIST mirror and place it in {dest}/ (md5 {sums[name]}), "
+                            f"from any MNIST mirror and place it in {dest}/ (its decompressed content's md5 is "
+                            f"{sums[stem]}), "
                             "or pass --mirror URL")
     return dest
 

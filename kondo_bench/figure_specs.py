@@ -110,7 +110,7 @@ def _screening_sweeps(s: Scale) -> list[Sweep]:
     rates = s.pick(paper="0.03,0.1", report="0.03", default="0.1")
     gate = ("method=dgk", f"keep_rate={rates}", f"method.signal={','.join(SIGNALS)}",
             f"method.signal_alpha={SIGNAL_ALPHA}")
-    return [Sweep("screening-mnist", (*s.task("mnist", seeds=s.pick(report=3)), *gate)),
+    return [Sweep("screening-mnist", (*s.task("mnist", seeds=s.pick(report=3, paper=5)), *gate)),
             Sweep("screening-bandit", (*s.task("bandit"), *gate))]
 
 
@@ -188,7 +188,7 @@ def _draw_screening(d: FigureData) -> list[Path]:
 
 # ---------------------------------------------------------------- delight noise
 def _noise_sweeps(s: Scale) -> list[Sweep]:
-    base = _task(s, "mnist", steps=s.pick(quick=1500, report=5000), seeds=s.pick(quick=2, report=3))
+    base = _task(s, "mnist", steps=s.pick(quick=1500, report=5000), seeds=s.pick(quick=2, report=3, paper=5))
     noise = "method.delight_noise=" + ",".join(f"{v:g}" for v in DELIGHT_NOISE)
     return [Sweep("noise-pg", (*base, "method=pg")),
             Sweep("noise-dg", (*base, "method=dg", noise)),

@@ -398,8 +398,8 @@ def _mnist_fig1_sweeps(s: Scale) -> list[Sweep]:
 
 
 def _mnist_sweeps(s: Scale) -> list[Sweep]:
-    # fewer seeds off the Fig 1 configurations at quick and report scale
-    base = s.task("mnist", seeds=s.pick(quick=2, report=3))
+    # fewer seeds off the Fig 1 configurations (Fig 1 itself: 30 at paper scale)
+    base = s.task("mnist", seeds=s.pick(quick=2, report=3, paper=5))
     rates = "0.01,0.1,0.3"  # 0.01 keeps k = 1 of 100 images per step: the smallest top-ρ gate here
     prices = s.pick(quick="0,1", test="0,1", default="0,0.1,0.3,1")
     # the control: a random gate at the same keep rates (0.03 included), same top-ρ machinery
