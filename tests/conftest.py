@@ -13,7 +13,8 @@ from kondo_bench.config import register
 
 register()
 REPO = Path(__file__).resolve().parents[1]
-SHARED_MNIST = REPO.parent / "shared" / "data" / "mnist"
+SHARED_MNIST = REPO.parent / "shared" / "data" / "mnist"  # the test pair only: the fallback
+SHARED_MNIST_FULL = REPO.parent / "shared" / "data" / "mnist-full"  # all four files: the default
 
 
 def make_cfg(*overrides: str):
@@ -31,6 +32,8 @@ def kb(*args: str, cwd, timeout: int = 240) -> subprocess.CompletedProcess:
 
 needs_mnist = pytest.mark.skipif(not (SHARED_MNIST / "t10k-images-idx3-ubyte.gz").exists(),
                                  reason="shared MNIST test split not present")
+needs_mnist_full = pytest.mark.skipif(not (SHARED_MNIST_FULL / "train-images-idx3-ubyte.gz").exists(),
+                                      reason="shared full MNIST set (../shared/data/mnist-full) not present")
 
 
 @pytest.fixture(autouse=True)

@@ -5,15 +5,16 @@ from pathlib import Path
 
 import pytest
 
-from conftest import kb, needs_mnist
+from conftest import kb, needs_mnist_full
 
 
 def summaries(root: Path):
     return sorted(root.rglob("summary.json"))
 
 
-@needs_mnist
+@needs_mnist_full
 def test_mnist_run_end_to_end(tmp_path):
+    """With ../shared beside the clone and no flag, MNIST learns from the full 60k set."""
     res = kb("run", "task=mnist", "method=dgk", "keep_rate=0.03", "task.steps=60", "task.eval_every=20",
              f"hydra.run.dir={tmp_path}/run", cwd=tmp_path)
     assert res.returncode == 0, res.stderr
@@ -22,9 +23,10 @@ def test_mnist_run_end_to_end(tmp_path):
     assert [r["step"] for r in rows] == [20, 40, 60]
     assert rows[-1]["backward_samples"] == 60 * 3 and rows[-1]["forward_samples"] == 6000
     summary = json.loads((run / "summary.json").read_text())
-    assert summary["status"] == "complete" and summary["data_source"] == "test-split"
+    assert summary["status"] == "complete" and summary["data_source"] == "full"
+    assert summary["train_images"] == 60000 and summary["eval_images"] == 10000
     assert (run / ".hydra" / "config.yaml").exists()
-    assert "test split" in res.stderr + res.stdout  # the fallback notice is in the run's log
+    assert "test split" not in res.stderr + res.stdout  # no fallback notice
     assert "complete: test_error=" in res.stdout
 
 

@@ -15,7 +15,8 @@ import pytest
 from kondo_bench import data
 from kondo_bench.errors import DataError
 
-SHARED = Path("/work/shared/data/mnist")
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"  # the test pair only
+SHARED_FULL = SHARED.parent / "mnist-full"  # all four files; the training pair re-compressed
 TEST_STEMS = ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
 TRAIN_STEMS = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte")
 
@@ -133,19 +134,13 @@ def test_load_bad_layouts(tmp_path):
     (tmp_path / f"{TRAIN_STEMS[1]}.gz").unlink()  # half a training pair
     with pytest.raises(DataError, match=TRAIN_STEMS[1]):
         data.load_mnist(str(tmp_path), verify=False)
-    # verify=True insists on the real shapes (a raw file has no official md5 to check)
-    raw = tmp_path / "raw"
-    make_pair(raw, TEST_STEMS, 30, gz=False)
-    with pytest.raises(DataError, match="10000"):
-        data.load_mnist(str(raw))
-
-
-def test_md5sums_file_checked(tmp_path):
-    make_pair(tmp_path, TEST_STEMS, 10000, gz=False)  # raw, real counts: passes verify
-    assert data.load_mnist(str(tmp_path)).source == "test-split"
-    (tmp_path / "MD5SUMS").write_text(f"{'0' * 32}  {TEST_STEMS[1]}\n")
-    with pytest.raises(DataError, match="md5"):
-        data.load_mnist(str(tmp_path))
+    # verify=True checks the content: foreign files of the right shape are refused, raw or .gz
+    for gz in (False, True):
+        foreign = tmp_path / f"foreign{gz}"
+        make_pair(foreign, TEST_STEMS, 10000, gz=gz)
+        with pytest.raises(DataError, match="md5 of its decompressed IDX content") as e:
+            data.load_mnist(str(foreign))
+        assert "\n" not in str(e.value) and "kondo-bench data mnist" in str(e.value)
 
 
 # ---- the real shared test split ----
@@ -172,12 +167,71 @@ def test_real_data_corrupt_copy(shared, tmp_path):
     for s in TEST_STEMS:
         shutil.copy(shared / f"{s}.gz", tmp_path)
     p = tmp_path / f"{TEST_STEMS[0]}.gz"
-    b = bytearray(p.read_bytes())
-    b[len(b) // 2] ^= 0xFF
+    good = p.read_bytes()
+    b = bytearray(good)
+    b[len(b) // 2] ^= 0xFF  # the gzip stream's CRC catches this
     p.write_bytes(bytes(b))
-    with pytest.raises(DataError, match=r"md5.*(delete|download)") as e:
+    with pytest.raises(DataError, match=r"(corrupt|md5).*delete it") as e:
         data.load_mnist(str(tmp_path))
-    assert TEST_STEMS[0] in str(e.value) and data.MNIST_FILES[p.name] in str(e.value)
+    assert TEST_STEMS[0] in str(e.value)
+    # a well-formed gzip of altered content (one pixel): only the content md5 can catch it
+    content = bytearray(gzip.decompress(good))
+    content[-1] ^= 0x01
+    p.write_bytes(gzip.compress(bytes(content)))
+    with pytest.raises(DataError, match=r"md5 of its decompressed IDX content") as e:
+        data.load_mnist(str(tmp_path))
+    assert data.MNIST_MD5[TEST_STEMS[0]] in str(e.value)
+    p.write_bytes(good[: len(good) // 3])  # truncated
+    with pytest.raises(DataError, match="truncated or corrupt"):
+        data.load_mnist(str(tmp_path))
+
+
+def test_recompressed_and_raw_copies_are_accepted(shared, tmp_path):
+    """Content, not containers: a re-compressed .gz (other gzip bytes) and a raw copy both load."""
+    recompressed, raw = tmp_path / "recompressed", tmp_path / "raw"
+    for folder in (recompressed, raw):
+        folder.mkdir()
+    for s in TEST_STEMS:
+        content = gzip.decompress((shared / f"{s}.gz").read_bytes())
+        (recompressed / f"{s}.gz").write_bytes(gzip.compress(content, compresslevel=1, mtime=12345))
+        (raw / s).write_bytes(content)
+    assert hashlib.md5((recompressed / f"{TEST_STEMS[0]}.gz").read_bytes()).hexdigest() != \
+        hashlib.md5((shared / f"{TEST_STEMS[0]}.gz").read_bytes()).hexdigest()  # another container
+    reference = data.load_mnist(str(shared))
+    for folder in (recompressed, raw):
+        d = data.load_mnist(str(folder))
+        assert d.source == "test-split"
+        np.testing.assert_array_equal(d.train_images, reference.train_images)
+
+
+def test_md5sums_lines_of_either_kind(shared, tmp_path):
+    """A folder's MD5SUMS may list the stored .gz or the raw content; either is checked where it applies."""
+    for s in TEST_STEMS:
+        shutil.copy(shared / f"{s}.gz", tmp_path)
+    gz_md5 = hashlib.md5((tmp_path / f"{TEST_STEMS[1]}.gz").read_bytes()).hexdigest()
+    for line in (f"{gz_md5}  {TEST_STEMS[1]}.gz", f"{data.MNIST_MD5[TEST_STEMS[1]]}  *{TEST_STEMS[1]}"):
+        (tmp_path / "MD5SUMS").write_text(line + "\n")
+        assert data.load_mnist(str(tmp_path)).source == "test-split"
+    for line in (f"{'0' * 32}  {TEST_STEMS[1]}.gz", f"{'0' * 32}  {TEST_STEMS[1]}"):
+        (tmp_path / "MD5SUMS").write_text(line + "\n")
+        with pytest.raises(DataError, match=f"md5.*{'0' * 32}.*MD5SUMS|MD5SUMS.*{'0' * 32}"):
+            data.load_mnist(str(tmp_path))
+    # a .gz line cannot be checked against a raw file: ignored, the content md5 still is
+    (tmp_path / f"{TEST_STEMS[1]}").write_bytes(gzip.decompress((tmp_path / f"{TEST_STEMS[1]}.gz").read_bytes()))
+    (tmp_path / f"{TEST_STEMS[1]}.gz").unlink()
+    (tmp_path / "MD5SUMS").write_text(f"{'0' * 32}  {TEST_STEMS[1]}.gz\n")
+    assert data.load_mnist(str(tmp_path)).source == "test-split"
+
+
+@pytest.mark.skipif(not (SHARED_FULL / "train-images-idx3-ubyte.gz").is_file(), reason="no ../shared/data/mnist-full")
+def test_real_full_set_is_found_and_verified(nowhere, monkeypatch):
+    """The shared full set (training files re-compressed) loads with verification, found by default."""
+    monkeypatch.setattr(data, "REPO_ROOT", SHARED.parents[2] / "main")  # ../shared beside the clone
+    d = data.load_mnist()
+    assert d.source == "full" and d.note is None and Path(d.root) == SHARED_FULL
+    assert d.train_images.shape == (60000, 28, 28) and d.eval_images.shape == (10000, 28, 28)
+    assert np.bincount(d.train_labels).tolist() == [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+    assert d.train_labels[:10].tolist() == [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]
 
 
 # ---- find_mnist_root ----
@@ -193,6 +247,15 @@ def test_find_env_var(nowhere, monkeypatch):
     assert data.find_mnist_root(None) == nowhere / "d" / "mnist"
     monkeypatch.setenv("KONDO_BENCH_DATA", str(nowhere / "d" / "mnist"))  # the folder itself
     assert data.find_mnist_root(None) == nowhere / "d" / "mnist"
+
+
+def test_find_shared_full_before_test_only(nowhere):
+    make_pair(nowhere / "repo" / "shared" / "data" / "mnist", TEST_STEMS, 5)
+    assert data.find_mnist_root(None) == nowhere / "repo" / "shared" / "data" / "mnist"
+    full = nowhere / "repo" / "shared" / "data" / "mnist-full"
+    make_pair(full, TEST_STEMS, 5)
+    make_pair(full, TRAIN_STEMS, 5)
+    assert data.find_mnist_root(None) == full
 
 
 def test_find_prefers_full_set(nowhere):
@@ -235,11 +298,11 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 
 def served_files(www: Path) -> dict:
-    """Generate small .gz files under the four MNIST names; return name -> md5."""
+    """Generate small .gz files under the four MNIST names; return stem -> md5 of the content."""
     (www / "m").mkdir()
     make_pair(www / "m", TRAIN_STEMS, 6, seed=3)
     make_pair(www / "m", TEST_STEMS, 4, seed=4)
-    return {n: hashlib.md5((www / "m" / n).read_bytes()).hexdigest() for n in data.MNIST_FILES}
+    return {s: hashlib.md5(gzip.decompress((www / "m" / f"{s}.gz").read_bytes())).hexdigest() for s in data.MNIST_MD5}
 
 
 def test_download_and_fallthrough(server, tmp_path):
@@ -250,7 +313,7 @@ def test_download_and_fallthrough(server, tmp_path):
     got = data.download_mnist(dest, [f"{url}/missing/", f"{url}/m/"], timeout=5, progress=False,
                               checksums=sums)
     assert got == dest
-    assert sorted(p.name for p in dest.iterdir()) == sorted(sums)  # no temp files left
+    assert sorted(p.name for p in dest.iterdir()) == sorted(f"{s}.gz" for s in sums)  # no temp files left
     assert data.load_mnist(str(dest), verify=False).source == "full"
     # second run: everything already present, nothing fetched (mirror is dead)
     data.download_mnist(dest, [f"{url}/missing/"], timeout=5, progress=False, checksums=sums)
@@ -263,7 +326,7 @@ def test_download_wrong_checksum(server, tmp_path):
     dest = tmp_path / "dest"
     with pytest.raises(DataError, match="md5"):
         data.download_mnist(dest, [f"{url}/m/"], timeout=5, files=[name], progress=False,
-                            checksums={**sums, name: "0" * 32})
+                            checksums={**sums, name.removesuffix(".gz"): "0" * 32})
     assert list(dest.iterdir()) == []  # neither the final file nor a temp file
 
 
@@ -279,8 +342,9 @@ def test_download_all_mirrors_dead(server, tmp_path):
 
 # ---- CLI ----
 
-def test_data_main_verify_only(tmp_path, capsys):
-    make_pair(tmp_path, TEST_STEMS, 10000, gz=False)  # raw files with real counts pass verify
+def test_data_main_verify_only(shared, tmp_path, capsys):
+    for s in TEST_STEMS:  # the real test pair, stored raw
+        (tmp_path / s).write_bytes(gzip.decompress((shared / f"{s}.gz").read_bytes()))
     assert data.data_main(["mnist", "--root", str(tmp_path), "--verify-only"]) == 0
     out = capsys.readouterr().out
     assert "test-split" in out and "8,000" in out
@@ -298,10 +362,10 @@ def test_data_main_download(server, tmp_path, capsys, monkeypatch):
     for stems, n in ((TRAIN_STEMS, 60000), (TEST_STEMS, 10000)):  # real counts of zeros: tiny as .gz
         write_idx(www / "m" / f"{stems[0]}.gz", np.zeros((n, 28, 28), np.uint8), gz=True)
         write_idx(www / "m" / f"{stems[1]}.gz", np.zeros(n, np.uint8), gz=True)
-    sums = {n: hashlib.md5((www / "m" / n).read_bytes()).hexdigest() for n in data.MNIST_FILES}
-    monkeypatch.setattr(data, "MNIST_FILES", sums)  # the CLI has no checksum override
+    sums = {s: hashlib.md5(gzip.decompress((www / "m" / f"{s}.gz").read_bytes())).hexdigest() for s in data.MNIST_MD5}
+    monkeypatch.setattr(data, "MNIST_MD5", sums)  # the CLI has no checksum override
     dest = tmp_path / "dest"
     rc = data.data_main(["mnist", "--root", str(dest), "--mirror", f"{url}/m/", "--timeout", "5"])
     out = capsys.readouterr().out
-    assert rc == 0 and sorted(p.name for p in dest.iterdir()) == sorted(sums)
+    assert rc == 0 and sorted(p.name for p in dest.iterdir()) == sorted(f"{s}.gz" for s in sums)
     assert "full" in out and "60,000" in out and f"task.data_root={dest}" in out

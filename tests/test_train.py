@@ -5,7 +5,7 @@ import json
 import pytest
 import torch
 
-from conftest import make_cfg, needs_mnist
+from conftest import SHARED_MNIST, make_cfg, needs_mnist
 from kondo_bench.errors import UserError
 from kondo_bench.methods import Method
 from kondo_bench.tasks import Batch, Task
@@ -122,7 +122,9 @@ def test_same_seed_same_metrics(tmp_path, task):
 
 @needs_mnist
 def test_mnist_same_seed_same_metrics_and_data_notice(tmp_path):
-    args = ("task=mnist", "task.steps=40", "task.eval_every=20", "keep_rate=0.1", "seed=1")
+    # the folder with the test pair only: the 8k/2k fallback, which must say so
+    args = ("task=mnist", "task.steps=40", "task.eval_every=20", "keep_rate=0.1", "seed=1",
+            f"task.data_root={SHARED_MNIST}")
     sa, pa = run(tmp_path / "a", *args)
     sb, pb = run(tmp_path / "b", *args)
     assert strip_times(rows(pa)) == strip_times(rows(pb))
