@@ -273,24 +273,6 @@ def load_jobs(name: str, scale: Scale, out: Path, jobs: list[Job], runs_root: Pa
     return FigureData(name, scale, out, tables.runs, tables.curves, incomplete)
 
 
-def key_numbers(runs: pd.DataFrame) -> pd.DataFrame:
-    """Mean ± s.e. over seeds of the final quality and the cost, per configuration."""
-    from .plots import aggregate, styles
-
-    keys = series_keys(runs)
-    agg = styles(aggregate(runs, keys, ["final_quality", "backward_samples", "forward_samples", "cost",
-                                         "train_seconds"]), keys)
-    return pd.DataFrame({
-        "configuration": agg["label"], "seeds": agg["n"],
-        runs["quality_metric"].iloc[0]: [f"{m:.4g} ± {s:.2g}" if np.isfinite(s) else f"{m:.4g}"
-                                          for m, s in zip(agg["final_quality_mean"], agg["final_quality_se"])],
-        "backward": agg["backward_samples_mean"].round().astype(int),
-        "forward": agg["forward_samples_mean"].round().astype(int),
-        "cost": agg["cost_mean"].round().astype(int),
-        "train_s": agg["train_seconds_mean"].round(1),
-    })
-
-
 def make_figure(fig: Figure, scale: Scale, out: Path, runs_root: Path, extra: list[str], verbose: bool = False) -> tuple[list[Path], int]:
     started = time.time()
     print(f"[{fig.name}] {fig.about} (scale {scale.name})", flush=True)
@@ -307,6 +289,8 @@ def make_figure(fig: Figure, scale: Scale, out: Path, runs_root: Path, extra: li
         return written, failed + 1
     written += write_table(data.runs, data.stem("_runs"))
     written += write_table(data.curves, data.stem("_curves"))  # the metrics rows: figures redrawable from tables
+    from .plots import key_numbers
+
     for task, runs in data.runs.groupby("task", sort=False):
         print(f"[{fig.name}] {task}, final values (mean ± s.e. over seeds):")
         print("    " + key_numbers(runs).to_string(index=False).replace("\n", "\n    "))

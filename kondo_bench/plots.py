@@ -254,6 +254,26 @@ def plot_curves(curves: pd.DataFrame, keys: list[str], stem: str | Path, y: str 
     return save(fig, stem)
 
 
+def key_numbers(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per configuration, side by side: final quality (mean ± s.e. over seeds), backward
+    and forward samples, the modelled cost F + c·B, and the wall-clock of the training loop."""
+    keys = series_keys(runs)
+    agg = styles(aggregate(runs, keys, ["final_quality", "backward_samples", "forward_samples", "cost",
+                                         "train_seconds"]), keys)
+    ratios = runs["cost_ratio"].dropna().unique()
+    cost = f"cost (c={ratios[0]:g})" if len(ratios) == 1 else "cost"
+    return pd.DataFrame({
+        "configuration": agg["label"], "seeds": agg["n"],
+        f"final {runs['quality_metric'].iloc[0]}": [
+            f"{m:.4g} ± {s:.2g}" if np.isfinite(s) else f"{m:.4g}"
+            for m, s in zip(agg["final_quality_mean"], agg["final_quality_se"])],
+        "backward": agg["backward_samples_mean"].round().astype(int),
+        "forward": agg["forward_samples_mean"].round().astype(int),
+        cost: agg["cost_mean"].round().astype(int),
+        "train_s": agg["train_seconds_mean"].round(1),
+    })
+
+
 def plot_main(argv: list[str]) -> int:
     """`kondo-bench plot SWEEP_DIR [--out DIR]`."""
     parser = argparse.ArgumentParser(prog="kondo-bench plot",
@@ -279,7 +299,16 @@ def plot_main(argv: list[str]) -> int:
         written += plot_tradeoff(runs, out / f"tradeoff{suffix}")
         if not curves.empty:
             written += plot_curves(curves, series_keys(runs), out / f"curves{suffix}")
+        print(f"{task}: final values side by side (backward/forward samples, modelled cost F + c·B in "
+              "forward-equivalents, train_s the training loop's wall-clock in seconds):")
+        print("    " + key_numbers(runs).to_string(index=False).replace("\n", "\n    "))
+        for source, g in runs.groupby("data_source") if "data_source" in runs else []:
+            print(f"    data: {source}, {g['train_images'].iloc[0]:,.0f} training / {g['eval_images'].iloc[0]:,.0f} "
+                  "evaluation images" + ("" if source == "full" else " (the test-split fallback: not the "
+                                         "paper's 60k setting; see README, MNIST data)"))
+        if not curves.empty:
+            print(f"    learning curves: {out / f'curves{suffix}.png'}")
     if not tables.incomplete.empty:
         print(f"left out {len(tables.incomplete)} incomplete job(s); `kondo-bench summarize {root}` lists them")
-    print("wrote " + ", ".join(str(p) for p in written))
+    print("wrote " + ", ".join(str(p) for p in written if p.suffix != ".pdf"))
     return 0

@@ -35,6 +35,7 @@ RESULT_COLUMNS = ["status", "quality_metric", "final_quality", "best_quality", "
                   "backward_samples", "backward_units", "reforward_samples", "backward_fraction",
                   "cost", "cost_with_reforward", "optimizer_steps", "steps", "train_seconds", "wall_seconds"]
 META_COLUMNS = ["run", "sweep"]  # where a row came from, not what it ran
+DATA_COLUMNS = ["data_source", "train_images", "eval_images"]  # from the summary, where a task has data
 # Override keys already carried by a config column (`method.eta` is `eta`).
 _ALIASES = {"method", "method.name", "method.eta", "method.gate", "task.name", "device", "device.name"}
 # Metrics-row keys that would shadow a config column: renamed in `curves`.
@@ -144,6 +145,8 @@ def read_job(job: Path, root: Path) -> tuple[dict | None, dict | None, list[dict
                                        "optimizer_steps", "steps", "wall_seconds")},
         "backward_fraction": summary.get("backward_samples", 0) / forward if forward else math.nan,
         "train_seconds": summary.get("time_train"),
+        # what the task learnt from, where it says (MNIST: full set or the test-split fallback)
+        **{k: summary[k] for k in DATA_COLUMNS if k in summary},
     }
     return row, None, rows
 
@@ -172,8 +175,9 @@ def load_sweep(source: str | Path | list[Path], root: str | Path | None = None, 
             metric_frames.append(m)
     runs = _numeric(pd.DataFrame(done))
     if not runs.empty:  # config columns first, then results, in a fixed order
-        extra = [c for c in runs.columns if c not in CONFIG_COLUMNS + RESULT_COLUMNS + META_COLUMNS]
-        runs = runs[["run", *CONFIG_COLUMNS, *sorted(extra), *RESULT_COLUMNS]]
+        extra = [c for c in runs.columns if c not in CONFIG_COLUMNS + RESULT_COLUMNS + META_COLUMNS + DATA_COLUMNS]
+        data = [c for c in DATA_COLUMNS if c in runs.columns]
+        runs = runs[["run", *CONFIG_COLUMNS, *sorted(extra), *RESULT_COLUMNS, *data]]
     incomplete = pd.DataFrame(missing, columns=None if missing else ["run", "reason"])
     curves_df = _numeric(pd.concat(metric_frames, ignore_index=True)) if metric_frames else pd.DataFrame()
     return SweepTables(runs, incomplete, curves_df)
@@ -192,7 +196,7 @@ def series_keys(runs: pd.DataFrame) -> list[str]:
 
     Jobs equal on these are seeds of one configuration: one point, or one line, in a plot.
     """
-    skip = set(RESULT_COLUMNS) | set(META_COLUMNS) | {"seed"}
+    skip = set(RESULT_COLUMNS) | set(META_COLUMNS) | set(DATA_COLUMNS) | {"seed"}
     return [c for c in runs.columns if c not in skip]
 
 
@@ -236,7 +240,7 @@ def show(tables: SweepTables, file=None) -> None:
     if runs.empty:
         print("no complete jobs", file=file)
     else:
-        extra = [c for c in runs.columns if c not in CONFIG_COLUMNS + RESULT_COLUMNS + META_COLUMNS
+        extra = [c for c in runs.columns if c not in CONFIG_COLUMNS + RESULT_COLUMNS + META_COLUMNS + DATA_COLUMNS
                  and runs[c].nunique(dropna=False) > 1]
         cols = [c for c in SHOW if c in runs.columns and (c in ("run", "final_quality", "seed")
                                                           or runs[c].notna().any())]

@@ -10,7 +10,7 @@ import sys
 import pandas as pd
 import pytest
 
-from conftest import kb
+from conftest import kb, needs_mnist_full
 from kondo_bench import figures
 from kondo_bench.cli import main
 from kondo_bench.sweeps import load_sweep, pareto_front
@@ -82,6 +82,26 @@ def test_plot_writes_png_and_pdf(sweep, tmp_path):
         png, pdf = tmp_path / "plots" / f"{name}.png", tmp_path / "plots" / f"{name}.pdf"
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 10_000
         assert pdf.read_bytes()[:5] == b"%PDF-" and pdf.stat().st_size > 1_000
+
+
+@needs_mnist_full
+def test_demo_ends_with_the_side_by_side_table(tmp_path, capsys):
+    """`make demo`'s two commands on a tiny budget: PG, DG and DG-K in one table, with the counts,
+    the modelled cost, the wall-clock, the data used and the learning-curve figure's path."""
+    res = kb("run", "-m", "task=mnist", "method=pg,dg,dgk", "keep_rate=0.03", "task.steps=20", "task.eval_every=10",
+             f"hydra.sweep.dir={tmp_path}/demo", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert main(["plot", str(tmp_path / "demo")]) == 0
+    out = capsys.readouterr().out
+    table = out[out.index("configuration"):out.index("data:")]
+    header, *rows = [line.split() for line in table.strip().splitlines()]
+    assert header[:3] == ["configuration", "seeds", "final"] and "cost" in " ".join(header) and "train_s" in header
+    assert [r[0] for r in rows] == ["PG", "DG", "DG-K"]
+    backward = {r[0]: int(r[-4]) for r in rows}  # columns: ... backward forward cost train_s
+    assert backward == {"PG": 2000, "DG": 2000, "DG-K": 60}  # 20 steps x 100 images; DG-K keeps 3 of 100
+    assert "data: full, 60,000 training / 10,000 evaluation images" in out
+    curves = tmp_path / "demo" / "plots" / "curves.png"
+    assert f"learning curves: {curves}" in out and curves.read_bytes()[:4] == b"\x89PNG"
 
 
 @pytest.mark.skipif(not has_plugin("hydra_joblib_launcher"), reason="pip install kondo-bench[joblib]")
