@@ -109,7 +109,8 @@ def main() -> None:
         print("\n## MNIST: the Fig 1 configurations and the frontier (final test error)")
         table(per_config(runs, curves, forwards=(1e4, 5e4, 1e5, 3e5)))
         fig1 = runs["sweep"].isin(["mnist-ungated", "mnist-dgk-keep3"])
-        for target in (0.05, 0.06, 0.07, 0.08):
+        # 5 % is the paper's Fig 1/3 target; the lower ones separate the methods on the full 60k set
+        for target in (0.03, 0.04, 0.05, 0.06, 0.08):
             r = reach(curves[curves["sweep"].isin(["mnist-ungated", "mnist-dgk-keep3"])], runs[fig1], target)
             print(f"\nForward samples for the mean curve to reach {target:.0%} test error: " + ", ".join(
                 f"{x.label} {x.forward:,.0f} (backward {x.backward:,.0f})" if np.isfinite(x.forward)
