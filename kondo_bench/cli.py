@@ -28,8 +28,12 @@ commands:
   summarize SWEEP_DIR [--out FILE_STEM]
                              one tidy table (CSV + Parquet) of every job in a sweep folder
   plot SWEEP_DIR [--out DIR] quality-cost trade-off (Pareto frontier) and learning curves, PNG + PDF
-  figures [--scale quick|paper] [--only NAME] [--out DIR]
+  figures [--scale test|quick|report|paper] [--only NAME] [--out DIR] [--jobs N] [KEY=VALUE ...]
                              run each paper figure's sweeps (skipping finished jobs) and draw it
+
+options:
+  -h, --help                 this message (COMMAND --help: that command's options)
+  --version                  the kondo-bench version
 
 `kondo-bench run --help` lists the config groups and keys; README.md documents them.
 """
@@ -49,7 +53,7 @@ def _hydra_run(cfg) -> float | None:
 
     out_dir = HydraConfig.get().runtime.output_dir
     try:
-        summary = run_experiment(cfg, out_dir)
+        summary = run_experiment(cfg, out_dir, task_config=HydraConfig.get().runtime.choices.get("task"))
     except UserError as e:
         _report(e)
     if summary.get("skipped"):
@@ -100,8 +104,12 @@ def check_output_dir(args: list[str]) -> None:
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
-        print(USAGE)
+        print(USAGE, file=sys.stdout if argv else sys.stderr)
         return 0 if argv else 2
+    if argv[0] in ("--version", "-V"):
+        from . import __version__
+        print(f"kondo-bench {__version__}")
+        return 0
     command, rest = argv[0], argv[1:]
     if command == "run":
         if not any(a.startswith(("--config-dir", "-cd")) for a in rest):  # user configs may add options
