@@ -10,6 +10,7 @@ line saying so.
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -87,8 +88,17 @@ def reach(curves: pd.DataFrame, runs: pd.DataFrame, target: float) -> pd.DataFra
     return first_reach(curves, [k for k in series_keys(runs) if k in curves.columns], target)
 
 
-def main() -> None:
-    root = Path(sys.argv[1] if len(sys.argv) > 1 else "results/figures/report")
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 epilog="A figure whose tables are missing is skipped with a line saying so.")
+    ap.add_argument("folder", nargs="?", default="results/figures/report",
+                    help="where `kondo-bench figures` wrote its tables (default results/figures/report)")
+    root = Path(ap.parse_args(argv).folder)
+    if not root.is_dir():
+        print(f"report_numbers.py: error: {root} is not a folder: pass the folder `kondo-bench figures` wrote, "
+              "e.g. results/figures/report or results/figures/quick", file=sys.stderr)
+        sys.exit(2)
     print(f"# Numbers from the tables in {root}")
 
     if (t := load(root, "bandit")) is not None:
