@@ -27,8 +27,9 @@ demo: setup
 test: setup
 	$(PY) -m pytest -q
 
+# Rewrites results/bench_core_cpu.csv, the table README's Performance section quotes.
 bench: setup
-	$(PY) scripts/bench_core.py
+	$(PY) scripts/bench_core.py --out results/bench_core_cpu.csv
 
 clean:
 	rm -rf runs multirun outputs .pytest_cache

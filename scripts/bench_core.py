@@ -5,7 +5,9 @@ prints wall-clock (whole process and training loop), steps per second and the pe
 resident memory of the process. Targets from issue 2 (2-core CPU): MNIST 10,000 steps
 within 60 s, bandit within 10 s, peak memory under 1.5 GB.
 
-    python scripts/bench_core.py [--methods pg,dg,dgk] [--out results/bench_core.csv]
+    python scripts/bench_core.py [--tasks bandit,mnist] [--methods pg,dg,dgk] [--out results/bench_core_cpu.csv] [KEY=VALUE ...]
+
+Extra KEY=VALUE arguments are Hydra overrides for every run (e.g. task.steps=20 for a smoke test).
 """
 
 from __future__ import annotations
@@ -29,10 +31,10 @@ METHOD_ARGS = {"pg": ["method=pg"], "dg": ["method=dg"], "dgk": ["method=dgk", "
                "dgk-price": ["method=dgk", "price=0"]}
 
 
-def run_one(task: str, method: str, workdir: Path) -> dict:
+def run_one(task: str, method: str, workdir: Path, overrides: list[str] = ()) -> dict:
     out = workdir / f"{task}_{method}"
     cmd = [sys.executable, "-m", "kondo_bench.cli", "run", *CASES[task], *METHOD_ARGS[method],
-           "progress=false", f"hydra.run.dir={out}"]
+           "progress=false", *overrides, f"hydra.run.dir={out}"]
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     start = time.perf_counter()
     res = subprocess.run(cmd, capture_output=True, text=True)
@@ -57,6 +59,7 @@ def main() -> None:
     ap.add_argument("--tasks", default="bandit,mnist")
     ap.add_argument("--methods", default="pg,dg,dgk")
     ap.add_argument("--out", default=None, help="CSV file for the table")
+    ap.add_argument("overrides", nargs="*", help="Hydra overrides for every run, e.g. task.steps=20")
     args = ap.parse_args()
     import torch
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
@@ -64,7 +67,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for task in args.tasks.split(","):
             for method in args.methods.split(","):
-                rows.append(run_one(task, method, Path(tmp)))
+                rows.append(run_one(task, method, Path(tmp), args.overrides))
                 print(" ".join(f"{k}={v}" for k, v in rows[-1].items()), flush=True)
     keys = list(rows[0])
     print_table(rows, keys)
