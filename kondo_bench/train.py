@@ -217,7 +217,7 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)  # also seeds every CUDA device
 
 
-def run_experiment(cfg, out_dir) -> dict:
+def run_experiment(cfg, out_dir, task_config: str | None = None) -> dict:
     """Validate, build the task and method, train, and write the summary last.
 
     With resume=true (the default), a folder that already holds a complete run of the same
@@ -245,15 +245,18 @@ def run_experiment(cfg, out_dir) -> dict:
     gate = resolve_gate(cfg)
     knob = {"price": f" price={cfg.price}", "quantile": f" keep_rate={cfg.keep_rate}",
             "topk": f" keep_rate={cfg.keep_rate}"}.get(gate, "")  # only what this gate uses
+    # the task config's name (`bandit_multi`) tells the two bandits apart; task.name (`bandit`
+    # for both) stays the `task` column of the tables
+    task_name = task_config or cfg.task.name
     log.info("task=%s method=%s gate=%s%s eta=%s seed=%d device=%s -> %s",
-             cfg.task.name, method.name, gate, knob, cfg.method.eta, cfg.seed, device, out_dir)
+             task_name, method.name, gate, knob, cfg.method.eta, cfg.seed, device, out_dir)
     started = time.time()
     result = train(cfg, task, method, writer, device, checkpoint)
     final = writer.rows[-1] if writer.rows else {}
     values = [r[task.quality] for r in writer.rows if r.get(task.quality) is not None]
     summary = {
         "status": result["status"], "error": result["error"],
-        "task": cfg.task.name, "method": method.name, "gate": gate,
+        "task": cfg.task.name, "task_config": task_name, "method": method.name, "gate": gate,
         "price": cfg.price if gate == "price" else None,
         "keep_rate": cfg.keep_rate if gate in ("quantile", "topk") else None,
         "eta": cfg.method.eta, "seed": cfg.seed, "cost_ratio": cfg.cost_ratio,
