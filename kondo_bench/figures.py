@@ -348,15 +348,16 @@ def _bandit_sweeps(s: Scale) -> list[Sweep]:
 
 
 def _draw_bandit(d: FigureData) -> list[Path]:
-    from .plots import curve_panel, curve_table, quality_label, save, tidy_axes
+    from .plots import curve_panel, curve_table, quality_label, save, tidy_axes, zero_floor
 
     keys = series_keys(d.runs)
     mis = curve_table(d.curves, keys, "misalignment", ["step"])
     err = curve_table(d.curves, keys, "quality", ["step", "backward_samples"])
     axes, plt = _fig(3)
     curve_panel(axes[0], mis, "step", "misalignment", logy=False)  # the gated runs sit at exactly 0
-    curve_panel(axes[1], err, "step", "quality")
-    curve_panel(axes[2], err, "backward_samples", "quality", logx=True)
+    floor = zero_floor(err["quality_mean"])  # the gated runs reach exactly 0 error too
+    curve_panel(axes[1], err, "step", "quality", floor=floor)
+    curve_panel(axes[2], err, "backward_samples", "quality", logx=True, floor=floor)
     for ax, xl, yl in zip(axes, ("step", "step", "backward samples"),
                           (quality_label("misalignment"), quality_label("error"), quality_label("error"))):
         ax.set_xlabel(xl)

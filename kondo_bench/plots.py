@@ -134,9 +134,36 @@ def save(fig, stem: str | Path) -> list[Path]:
     return paths
 
 
-def tradeoff_panel(ax, agg: pd.DataFrame, x: str, y: str = "final_quality", frontier: bool = True) -> None:
-    """Mean ± s.e. per configuration; gated points labelled by ρ or λ; the frontier as a step line."""
+def zero_floor(values) -> float | None:
+    """Where a log axis draws values that are exactly 0 (a run with no error left at the
+    resolution of its evaluation): a tenth of the smallest positive value, or 1e-6 when none
+    is positive. None when every value is positive, so nothing needs drawing differently."""
+    v = np.asarray(pd.Series(values).dropna(), dtype=float)
+    if not len(v) or (v > 0).all():
+        return None
+    positive = v[v > 0]
+    return float(positive.min() / 10) if len(positive) else 1e-6
+
+
+def mark_floor(ax, floor: float | None) -> None:
+    """A dotted line at the floor, saying that the points on it are zeros."""
+    if floor is not None:
+        ax.autoscale_view()
+        lo, hi = ax.get_ylim()  # fixed limits that hold the floor (every point on it gives a flat range)
+        ax.set_ylim(min(lo, floor / 2) if lo > 0 else floor / 2, max(hi, floor * 5))
+        ax.axhline(floor, color="0.5", ls=":", lw=0.8, zorder=1)
+        ax.annotate(f"0 (drawn at {floor:.2g} on this log axis)", (0.01, floor), xycoords=("axes fraction", "data"),
+                    xytext=(0, 3), textcoords="offset points", fontsize=7, color="0.4")
+
+
+def tradeoff_panel(ax, agg: pd.DataFrame, x: str, y: str = "final_quality", frontier: bool = True,
+                   floor: float | None = None) -> None:
+    """Mean ± s.e. per configuration; gated points labelled by ρ or λ; the frontier as a step line.
+    Means of exactly 0 are drawn at `floor` (default: zero_floor of the means), which is marked."""
     shown = set()
+    floor = floor if floor is not None else zero_floor(agg[f"{y}_mean"])
+    if floor is not None:
+        agg = agg.assign(**{f"{y}_mean": agg[f"{y}_mean"].clip(lower=floor)})
     for _, r in agg.iterrows():
         gated = r["method"] == "dgk"
         fam = r["family"] if gated else r["label"]
@@ -155,6 +182,7 @@ def tradeoff_panel(ax, agg: pd.DataFrame, x: str, y: str = "final_quality", fron
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.grid(True, which="major", alpha=0.3)
+    mark_floor(ax, floor)
 
 
 def _human(v: float, _pos=None) -> str:
@@ -188,8 +216,9 @@ def plot_tradeoff(runs: pd.DataFrame, stem: str | Path, title: str | None = None
     agg = styles(aggregate(runs, keys, values), keys, color_by="family")
     c = runs["cost_ratio"].dropna().unique()
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.4), sharey=True, layout="constrained")
+    floor = zero_floor(agg["final_quality_mean"])
     for ax, (x, xlabel) in zip(axes, TRADEOFF_AXES):
-        tradeoff_panel(ax, agg, x)
+        tradeoff_panel(ax, agg, x, floor=floor)
         ax.set_xlabel(xlabel.format(c=_fmt(c[0]) if len(c) == 1 else "per run"))
         tidy_axes(ax)
     axes[0].set_ylabel(f"final {quality_label(runs['quality_metric'].iloc[0])}")
@@ -215,12 +244,18 @@ def curve_table(curves: pd.DataFrame, keys: list[str], y: str, xs: list[str]) ->
     return styles(agg, keys)
 
 
-def curve_panel(ax, agg: pd.DataFrame, x: str, y: str, logx: bool = False, logy: bool = True) -> None:
+def curve_panel(ax, agg: pd.DataFrame, x: str, y: str, logx: bool = False, logy: bool = True,
+                floor: float | None = None) -> None:
     """One line per configuration with a shaded ±1 s.e. band (on a log axis, a band that
-    reaches 0 keeps only its upper half)."""
+    reaches 0 keeps only its upper half, and means of exactly 0 are drawn at `floor`
+    (default: zero_floor of the means), which is marked)."""
+    if logy:
+        floor = floor if floor is not None else zero_floor(agg[f"{y}_mean"])
     for lab, d in agg.groupby("label", sort=False):
         d = d.sort_values("step")
         xv, m, se = d[f"{x}_mean"].to_numpy(float), d[f"{y}_mean"].to_numpy(float), d[f"{y}_se"].to_numpy(float)
+        if logy and floor is not None:
+            m = np.maximum(m, floor)
         color = d["color"].iloc[0]
         ax.plot(xv, m, color=color, lw=1.5, label=lab)
         se = np.nan_to_num(se)
@@ -230,6 +265,7 @@ def curve_panel(ax, agg: pd.DataFrame, x: str, y: str, logx: bool = False, logy:
         ax.set_xscale("log")
     if logy:
         ax.set_yscale("log")
+        mark_floor(ax, floor)
     ax.grid(True, which="major", alpha=0.3)
 
 
@@ -242,8 +278,9 @@ def plot_curves(curves: pd.DataFrame, keys: list[str], stem: str | Path, y: str 
     agg = curve_table(curves, keys, y, [x for x, _, _ in axes_spec])
     fig, axes = plt.subplots(1, len(axes_spec), figsize=(6.2 * len(axes_spec), 4.4), sharey=True, squeeze=False,
                              layout="constrained")
+    floor = zero_floor(agg[f"{y}_mean"])
     for ax, (x, xlabel, logx) in zip(axes[0], axes_spec):
-        curve_panel(ax, agg, x, y, logx=logx)
+        curve_panel(ax, agg, x, y, logx=logx, floor=floor)
         ax.set_xlabel(xlabel)
         tidy_axes(ax)
     metric = curves["quality_metric"].iloc[0] if y == "quality" else y
