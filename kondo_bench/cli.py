@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 from pathlib import Path
@@ -52,26 +53,33 @@ def _hydra_run(cfg) -> float | None:
     from .train import run_experiment
 
     out_dir = HydraConfig.get().runtime.output_dir
+    shown = _shown(out_dir)
     try:
         summary = run_experiment(cfg, out_dir, task_config=HydraConfig.get().runtime.choices.get("task"))
     except UserError as e:
         _report(e)
     if summary.get("skipped"):
-        print(f"skipped: {out_dir} already holds a complete run of this config (resume=false reruns it)")
+        print(f"skipped: {shown} already holds a complete run of this config (resume=false reruns it)")
         return summary["final_quality"]
     if summary["status"] == "failed":
         print(f"kondo-bench: error: run failed: {summary['error']}; partial metrics and a failed summary "
-              f"are in {out_dir}", file=sys.stderr)
+              f"are in {shown}", file=sys.stderr)
         if HydraConfig.get().mode != RunMode.MULTIRUN:
             sys.exit(1)
         return None  # a sweep goes on to its next job
     q = summary["final_quality"]
     print(f"{summary['status']}: {summary['quality_metric']}={q if q is None else f'{q:.4g}'} "
           f"after {summary['steps']} steps; backward samples {summary['backward_samples']:,} "
-          f"of {summary['forward_samples']:,} screened; {summary['wall_seconds']:.1f} s; results in {out_dir}")
+          f"of {summary['forward_samples']:,} screened; {summary['wall_seconds']:.1f} s; results in {shown}")
     if summary["status"] == "interrupted":
         sys.exit(130)
     return q
+
+
+def _shown(path: str) -> str:
+    """A result folder as the user named it: relative to the current directory when inside it."""
+    rel = Path(os.path.relpath(path))
+    return str(rel) if not rel.parts or rel.parts[0] != ".." else str(path)
 
 
 def check_choices(args: list[str]) -> None:
@@ -89,8 +97,6 @@ def check_choices(args: list[str]) -> None:
 
 def check_output_dir(args: list[str]) -> None:
     """A result folder that cannot be written is an error now, not after the run."""
-    import os
-
     dirs = [a.split("=", 1)[1] for a in args if a.startswith(("hydra.run.dir=", "hydra.sweep.dir="))]
     for d in dirs or ["."]:
         path = Path(d).expanduser().absolute()
