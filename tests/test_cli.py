@@ -73,3 +73,16 @@ def test_usage_and_unknown_command(tmp_path):
     assert kb("--help", cwd=tmp_path).returncode == 0
     res = kb("frobnicate", cwd=tmp_path)
     assert res.returncode == 2 and "unknown command" in res.stderr
+
+
+def test_help_lists_every_scale_and_version_matches_the_package(capsys):
+    import re
+
+    from kondo_bench import cli, figures
+
+    assert cli.main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert f"figures [--scale {'|'.join(figures.SCALES)}]" in out and "--version" in out
+    assert cli.main(["--version"]) == 0
+    version = re.search(r'^version = "(.+)"', (Path(__file__).parents[1] / "pyproject.toml").read_text(), re.M)[1]
+    assert capsys.readouterr().out.strip() == f"kondo-bench {version}"

@@ -28,3 +28,12 @@ def test_report_numbers_says_which_tables_are_missing(tmp_path):
     res = subprocess.run([sys.executable, str(ROOT / "scripts" / "report_numbers.py"), str(tmp_path)],
                          capture_output=True, text=True)
     assert res.returncode == 0 and "mnist: no tables" in res.stdout and "|" not in res.stdout
+
+
+def test_report_numbers_help_and_a_missing_folder(tmp_path):
+    script = [sys.executable, str(ROOT / "scripts" / "report_numbers.py")]
+    res = subprocess.run([*script, "--help"], capture_output=True, text=True)
+    assert res.returncode == 0 and res.stdout.startswith("usage:") and "# Numbers" not in res.stdout
+    res = subprocess.run([*script, str(tmp_path / "nope")], capture_output=True, text=True)
+    assert res.returncode == 2 and "# Numbers" not in res.stdout
+    assert res.stderr.count("\n") == 1 and "is not a folder" in res.stderr
