@@ -39,7 +39,7 @@ def _task(s: Scale, task: str, steps: int | None = None, seeds: int | None = Non
     """Like `Scale.task`, with the steps (and evaluation interval) replaceable."""
     b = s.budgets[task]
     return (f"task={task}", f"task.steps={steps or b.steps}", f"task.eval_every={eval_every or b.eval_every}",
-            "seed=" + ",".join(str(i) for i in range(seeds or b.seeds)))
+            "seed=" + ",".join(str(i) for i in range(seeds or b.seeds)), *b.extra)
 
 
 def _steps(runs: pd.DataFrame) -> str:

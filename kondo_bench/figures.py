@@ -47,11 +47,13 @@ class Budget:
     steps: int
     eval_every: int
     seeds: int
+    extra: tuple = ()  # more overrides at this scale (test: a cheaper evaluation)
 
 
 @dataclass(frozen=True)
 class Scale:
-    """How big each task's runs are: `test` (seconds), `quick` (CPU minutes), `report` (CPU
+    """How big each task's runs are: `test` (a smoke test of every figure's pipeline: tiny runs,
+    but 20 sweeps that each start a process, so minutes), `quick` (CPU minutes), `report` (CPU
     hours: what results/REPORT.md ran), `paper` (the paper's setting: a GPU or a cluster)."""
 
     name: str
@@ -61,7 +63,7 @@ class Scale:
         """Overrides for `task` at this scale: steps, evaluation interval and the seeds."""
         b = self.budgets[task]
         return (f"task={task}", f"task.steps={b.steps}", f"task.eval_every={b.eval_every}",
-                "seed=" + ",".join(str(i) for i in range(seeds or b.seeds)))
+                "seed=" + ",".join(str(i) for i in range(seeds or b.seeds)), *b.extra)
 
     def pick(self, **by_scale):
         """A per-scale constant: s.pick(paper=0.05, quick=0.08, default=None)."""
@@ -70,7 +72,8 @@ class Scale:
 
 SCALES = {
     "test": Scale("test", {"bandit": Budget(20, 5, 2), "bandit_multi": Budget(20, 5, 2),
-                           "mnist": Budget(40, 20, 2), "reversal": Budget(10, 5, 2)}),
+                           "mnist": Budget(40, 20, 2),
+                           "reversal": Budget(10, 5, 2, ("task.eval_prompts=20",))}),
     "quick": Scale("quick", {"bandit": Budget(150, 5, 3), "bandit_multi": Budget(150, 5, 3),
                              "mnist": Budget(2000, 100, 3), "reversal": Budget(300, 25, 2)}),
     # The largest scale run on a 2-core CPU for results/REPORT.md: the paper's MNIST steps with
@@ -303,12 +306,13 @@ def make_figure(fig: Figure, scale: Scale, out: Path, runs_root: Path, extra: li
 
 
 def figures_main(argv: list[str]) -> int:
-    """`kondo-bench figures [--scale quick|paper|test] [--only NAME] [--out DIR] [KEY=VALUE ...]`."""
+    """`kondo-bench figures [--scale test|quick|report|paper] [--only NAME] [--out DIR] [KEY=VALUE ...]`."""
     parser = argparse.ArgumentParser(
         prog="kondo-bench figures", description="Run each paper figure's sweeps (skipping finished jobs) and draw it.",
         epilog="figures: " + "; ".join(f"{f.name}: {f.about}" for f in FIGURES.values()))
     parser.add_argument("--scale", choices=list(SCALES), default="quick",
-                        help="quick: CPU minutes (default); paper: the full setting; test: seconds")
+                        help="test: every figure's pipeline on tiny runs (minutes: each sweep starts a process); "
+                        "quick: CPU minutes (default); report: CPU hours; paper: the full setting")
     parser.add_argument("--only", action="append", choices=list(FIGURES), help="this figure only (repeatable)")
     parser.add_argument("--out", default="results/figures", help="output folder (default results/figures); "
                         "figures and tables go to OUT/SCALE/, runs to OUT/SCALE/runs/")
