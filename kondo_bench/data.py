@@ -198,14 +198,30 @@ def _read_pair(root: Path, stems, expected_n: int, verify: bool):
     return images.astype(np.uint8, copy=False), labels.astype(np.int64)
 
 
+_CACHE: dict = {}  # one process's loads (a sweep's in-process jobs, tests): key -> MnistData
+
+
 def load_mnist(root: str | None = None, eval_size: int = 2000, verify: bool = True) -> MnistData:
-    """Load MNIST from `root` (or the folder find_mnist_root picks).
+    """Load MNIST from `root` (or the folder find_mnist_root picks), once per process: a second
+    call with the same arguments on unchanged files (same size and mtime) returns the first's
+    arrays, which callers must not modify."""
+    folder = find_mnist_root(root)
+    stamp = tuple((p.name, p.stat().st_size, p.stat().st_mtime_ns)
+                  for p in sorted(folder.iterdir()) if p.is_file()) if folder.is_dir() else ()
+    key = (str(folder.resolve()), eval_size, verify, stamp)
+    if key not in _CACHE:
+        _CACHE.clear()  # keep one set in memory (about 60 MB), not every folder a process has seen
+        _CACHE[key] = _load_mnist(folder, eval_size, verify)
+    return _CACHE[key]
+
+
+def _load_mnist(folder: Path, eval_size: int, verify: bool) -> MnistData:
+    """Load MNIST from `folder`.
 
     With all four files: train on the 60k training set, evaluate on the 10k test set
     (eval_size is ignored). With only the t10k pair: split the 10k test images by a
     fixed permutation (seed 0) into n - eval_size for training and eval_size for eval.
     """
-    folder = find_mnist_root(root)
     missing = [s for s in TEST if not _locate(folder, s)]
     if missing:
         raise DataError(f"{folder} lacks {', '.join(missing)} (.gz or raw); run `kondo-bench data mnist "

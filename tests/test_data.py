@@ -369,3 +369,13 @@ def test_data_main_download(server, tmp_path, capsys, monkeypatch):
     out = capsys.readouterr().out
     assert rc == 0 and sorted(p.name for p in dest.iterdir()) == sorted(f"{s}.gz" for s in sums)
     assert "full" in out and "60,000" in out and f"task.data_root={dest}" in out
+
+
+def test_load_mnist_is_cached_per_process_until_the_files_change(tmp_path):
+    make_pair(tmp_path, TEST_STEMS, 30)
+    a = data.load_mnist(str(tmp_path), eval_size=10, verify=False)
+    assert data.load_mnist(str(tmp_path), eval_size=10, verify=False) is a  # same arrays, not reread
+    assert data.load_mnist(str(tmp_path), eval_size=5, verify=False) is not a  # other arguments
+    make_pair(tmp_path, TEST_STEMS, 40, seed=9)  # rewritten files: read again
+    b = data.load_mnist(str(tmp_path), eval_size=10, verify=False)
+    assert len(b.train_images) + len(b.eval_images) == 40
