@@ -7,12 +7,15 @@ start-up rather than a silently ignored setting. Defaults live here, once.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+import re
+import typing
+from dataclasses import dataclass, field, fields, is_dataclass
 from enum import Enum
 from typing import Any, List, Optional
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING
+from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 
 from .errors import UserError
 
@@ -47,82 +50,137 @@ class Ties(str, Enum):
     all = "all"  # every sample tied with the k-th passes (the official code)
 
 
+@dataclass(frozen=True)
+class Range:
+    """The valid values of a numeric key: `lo`/`hi` bounds (None: unbounded), each open or closed."""
+
+    lo: float | None = None
+    hi: float | None = None
+    lo_open: bool = False
+    hi_open: bool = False
+
+    def __contains__(self, x) -> bool:
+        if isinstance(x, float) and not math.isfinite(x):
+            return False
+        if self.lo is not None and (x <= self.lo if self.lo_open else x < self.lo):
+            return False
+        return self.hi is None or (x < self.hi if self.hi_open else x <= self.hi)
+
+    def __str__(self) -> str:
+        def g(x: float) -> str:
+            return str(int(x)) if float(x).is_integer() else f"{x:g}"
+
+        if self.lo is not None and self.hi is not None:
+            return f"in {'(' if self.lo_open else '['}{g(self.lo)}, {g(self.hi)}{')' if self.hi_open else ']'}"
+        if self.lo is not None:
+            return f"{'>' if self.lo_open else '>='} {g(self.lo)}"
+        if self.hi is not None:
+            return f"{'<' if self.hi_open else '<='} {g(self.hi)}"
+        return "finite"
+
+
+def _parse_range(spec: str) -> Range:
+    """'>= 1', '> 0', '[0, 1]', '(0, 1]', 'finite' (any finite number)."""
+    spec = spec.strip()
+    if spec == "finite":
+        return Range()
+    m = re.fullmatch(r"(>=|>|<=|<)\s*(\S+)", spec)
+    if m:
+        op, x = m.group(1), float(m.group(2))
+        return Range(lo=x, lo_open=op == ">") if op.startswith(">") else Range(hi=x, hi_open=op == "<")
+    m = re.fullmatch(r"([\[(])\s*(\S+)\s*,\s*(\S+)\s*([\])])", spec)
+    if not m:
+        raise ValueError(f"bad range spec {spec!r}")
+    return Range(float(m.group(2)), float(m.group(3)), m.group(1) == "(", m.group(4) == ")")
+
+
+def num(default, valid: str, means: str, *, factory=None):
+    """A numeric key: its default, its valid range (see _parse_range) and what it means, once.
+
+    For a list (task.hidden) the range applies to each element. `check_ranges` enforces it.
+    """
+    meta = {"range": _parse_range(valid), "means": means}
+    if factory is not None:
+        return field(default_factory=factory, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
 @dataclass
 class TaskConfig:
     name: str = MISSING
-    steps: int = 1000  # optimiser steps (screened batches)
-    batch_size: int = 100  # samples acted and screened per step
-    eval_every: int = 100  # steps between evaluations (and metrics rows)
+    steps: int = num(1000, ">= 1", "optimiser steps (screened batches)")
+    batch_size: int = num(100, ">= 1", "samples acted and screened per step")
+    eval_every: int = num(100, ">= 1", "steps between evaluations (and metrics rows)")
 
 
 @dataclass
 class BanditConfig(TaskConfig):
     name: str = "bandit"
-    contexts: int = 1  # N: 1 is the single-context bandit, >1 the multi-context one
-    arms: int = 100  # K
-    step_size: float = 0.1  # alpha of the normalised logit step z <- z + alpha g/|g|
-    baseline: float = 0.5  # b in U = R - b
-    logit_std: float = 0.0  # initial logits ~ N(0, std); 0 gives uniform logits
-    reward_noise: float = 0.0  # sigma of Gaussian noise added to the reward of noisy arms
-    noisy_arms: float = 1.0  # 1: every arm is noisy (homoskedastic); < 1: that fraction of the
-    #                          wrong arms only (action-specific noise: the "gambling" regime)
-    steps: int = 1000
-    eval_every: int = 10
+    contexts: int = num(1, ">= 1", "N, the number of contexts: 1 is the single-context bandit")
+    arms: int = num(100, ">= 2", "K, the number of arms (one is correct)")
+    step_size: float = num(0.1, "> 0", "alpha of the normalised logit step z <- z + alpha g/|g|")
+    baseline: float = num(0.5, "finite", "b in U = R - b")
+    logit_std: float = num(0.0, ">= 0", "initial logits ~ N(0, std); 0 gives uniform logits")
+    reward_noise: float = num(0.0, ">= 0", "sigma of Gaussian noise added to the reward of noisy arms")
+    # 1: every arm is noisy (homoskedastic); < 1: that fraction of the wrong arms only (the "gambling" regime)
+    noisy_arms: float = num(1.0, "[0, 1]", "the fraction of wrong arms whose reward is noisy")
+    steps: int = num(1000, ">= 1", "optimiser steps (screened batches)")
+    eval_every: int = num(10, ">= 1", "steps between evaluations (and metrics rows)")
 
 
 @dataclass
 class MnistConfig(TaskConfig):
     name: str = "mnist"
-    hidden: List[int] = field(default_factory=lambda: [100, 100])
-    lr: float = 1e-3
-    steps: int = 10_000
-    eval_every: int = 500
+    hidden: List[int] = num(None, ">= 1", "hidden layer sizes of the MLP", factory=lambda: [100, 100])
+    lr: float = num(1e-3, "> 0", "Adam learning rate")
+    steps: int = num(10_000, ">= 1", "optimiser steps (screened batches)")
+    eval_every: int = num(500, ">= 1", "steps between evaluations (and metrics rows)")
     data_root: Optional[str] = None  # folder of IDX files; None searches (see README)
-    eval_size: int = 2000  # held out of the test split when the training files are absent
+    eval_size: int = num(2000, ">= 1", "images held out of the test split when the training files are absent")
     verify_data: bool = True  # check file checksums before use
 
 
 @dataclass
 class ReversalConfig(TaskConfig):
     name: str = "reversal"
-    horizon: int = 10  # H: prompt and answer length
-    vocab: int = 2  # M: tokens drawn uniformly from 0 .. M-1
+    horizon: int = num(10, ">= 1", "H, the prompt and answer length")
+    vocab: int = num(2, ">= 2", "M, tokens drawn uniformly from 0 .. M-1")
     variant: str = "reverse"  # target: reverse | copy | flip ((x + 1) mod M)
     scoring: str = "fraction"  # fraction correct | sequential (correct up to the first error)
-    kappa: float = 1.0  # R = kappa * score + (1 - kappa) * 1{all correct}
-    batch_size: int = 100  # episodes per step: batch_size / samples_per_prompt prompts
-    samples_per_prompt: int = 10  # answers per prompt; baseline = their mean reward
-    d_model: int = 64
-    layers: int = 3
-    heads: int = 4
-    ffn: int = 128
-    lr: float = 3e-4
-    steps: int = 1000
-    eval_every: int = 50
-    eval_prompts: int = 200  # fresh prompts per evaluation
+    kappa: float = num(1.0, "[0, 1]", "R = kappa * score + (1 - kappa) * 1{all correct}")
+    batch_size: int = num(100, ">= 1", "episodes per step: batch_size / samples_per_prompt prompts")
+    samples_per_prompt: int = num(10, ">= 1", "answers per prompt; the baseline is their mean reward")
+    d_model: int = num(64, ">= 1", "transformer width")
+    layers: int = num(3, ">= 1", "transformer blocks")
+    heads: int = num(4, ">= 1", "attention heads (must divide d_model)")
+    ffn: int = num(128, ">= 1", "feed-forward width")
+    lr: float = num(3e-4, "> 0", "Adam learning rate")
+    steps: int = num(1000, ">= 1", "optimiser steps (screened batches)")
+    eval_every: int = num(50, ">= 1", "steps between evaluations (and metrics rows)")
+    eval_prompts: int = num(200, ">= 1", "fresh prompts per evaluation")
 
 
 @dataclass
 class MethodConfig:
     name: str = MISSING  # pg | dg | dgk | ppo | pmpo | ce
-    eta: float = 1.0  # temperature of sigma(chi / eta); 0 is the hard step 1{chi > 0}
+    eta: float = num(1.0, ">= 0", "temperature of sigma(chi / eta); 0 is the hard step 1{chi > 0}")
     gate: Gate = Gate.auto
     kept_weight: KeptWeight = KeptWeight.one
     ties: Ties = Ties.random
     signal: Signal = Signal.delight  # what the dgk gate screens on
-    signal_alpha: float = 0.5  # alpha of the additive signal
-    delight_noise: float = 0.0  # relative noise: chi * (1 + delight_noise * N(0, 1)) for weight and gate
-    epochs: int = 1  # ppo: passes over each batch
-    minibatches: int = 1  # ppo: minibatches per pass
-    clip: float = 0.2  # ppo: epsilon of the clipped ratio
-    kl: float = 0.0  # ppo: beta of the KL(old || new) penalty; pmpo: beta, pull towards the acting policy
-    alpha: float = 0.5  # pmpo: weight of preferred (U > 0) against rejected (U < 0) samples
+    signal_alpha: float = num(0.5, "[0, 1]", "alpha of the additive signal alpha U + (1 - alpha) l")
+    delight_noise: float = num(0.0, ">= 0", "relative noise chi * (1 + delight_noise * N(0, 1)) on the delight")
+    epochs: int = num(1, ">= 1", "ppo: passes over each batch")
+    minibatches: int = num(1, ">= 1", "ppo: minibatches per pass")
+    clip: float = num(0.2, ">= 0", "ppo: epsilon of the clipped ratio")
+    kl: float = num(0.0, ">= 0", "ppo: beta of the KL(old || new) penalty; pmpo: beta, the pull to the acting policy")
+    alpha: float = num(0.5, "[0, 1]", "pmpo: weight of preferred (U > 0) against rejected (U < 0) samples")
 
 
 @dataclass
 class DeviceConfig:
     name: str = "auto"  # auto | cpu | cuda
-    threads: Optional[int] = None  # torch CPU threads; None keeps torch's default (all cores)
+    threads: Optional[int] = num(None, ">= 1", "torch CPU threads; null keeps torch's default (all cores)")
 
 
 @dataclass
@@ -130,18 +188,20 @@ class Config:
     task: Any = MISSING
     method: Any = MISSING
     device: DeviceConfig = field(default_factory=DeviceConfig)
-    seed: int = 0  # drives Python, NumPy and torch
-    price: float = 0.0  # lambda, the compute price of a backward pass (dgk, gate=price)
-    keep_rate: Optional[float] = None  # rho in (0, 1]: a fixed fraction passes (dgk)
-    cost_ratio: float = 2.0  # c: backward cost in forward passes, for the modelled cost
-    staleness: int = 0  # D: act with the policy's parameters of D steps ago (distributed actors)
+    seed: int = num(0, f"[0, {2**32 - 1}]", "drives Python, NumPy and torch")
+    price: float = num(0.0, ">= 0", "lambda, the compute price of a backward pass (dgk, gate=price)")
+    keep_rate: Optional[float] = num(None, "(0, 1]", "rho: a fixed fraction of samples passes (dgk); e.g. 0.03")
+    cost_ratio: float = num(2.0, ">= 0", "c, the cost of a backward pass in forward passes (modelled cost)")
+    staleness: int = num(0, ">= 0", "D: act with the policy's parameters of D steps ago (distributed actors)")
     screen_precision: str = "fp32"  # fp32 | bf16: a cheaper screening forward for gated methods
     progress: bool = True  # tqdm bar (shown only on a terminal)
     resume: bool = True  # skip a folder's complete run of the same config; continue from its checkpoint
-    checkpoint_every: int = 0  # steps between checkpoints (a multiple of task.eval_every); 0: none
+    checkpoint_every: int = num(0, ">= 0", "steps between checkpoints (a multiple of task.eval_every); 0: none")
 
 
 METHODS = ("pg", "dg", "dgk", "ppo", "pmpo", "ce")
+VARIANTS = ("reverse", "copy", "flip")  # reversal targets
+SCORINGS = ("fraction", "sequential")
 
 
 def register() -> None:
@@ -166,30 +226,76 @@ def resolve_gate(cfg) -> str:
     return gate.value
 
 
+NUMERIC = (int, float)
+
+
+def numeric_type(hint) -> type | None:
+    """int or float for a numeric field (also Optional[...] and List[...] of one), else None."""
+    if hint in NUMERIC:
+        return hint
+    args = [a for a in typing.get_args(hint) if a is not type(None)]
+    if typing.get_origin(hint) in (typing.Union, list, List) and len(args) == 1 and args[0] in NUMERIC:
+        return args[0]
+    return None
+
+
+def numeric_fields(schema: type) -> dict[str, tuple[type, Range | None, str]]:
+    """Every numeric field of a schema dataclass: name -> (int | float, its Range or None, meaning)."""
+    hints = typing.get_type_hints(schema)
+    out = {}
+    for f in fields(schema):
+        kind = numeric_type(hints[f.name])
+        if kind is not None:
+            out[f.name] = (kind, f.metadata.get("range"), f.metadata.get("means", ""))
+    return out
+
+
+def check_ranges(node, prefix: str = "") -> None:
+    """The one generic check: every numeric key of every config group inside its declared range.
+
+    Walks the composed config; each typed node (a schema dataclass) says which of its keys are
+    numeric and what their range is. A numeric key without a range is a bug in the schema.
+    """
+    schema = OmegaConf.get_type(node)
+    declared = numeric_fields(schema) if schema is not None and is_dataclass(schema) else {}
+    for key in node:
+        value = node[key]
+        name = f"{prefix}{key}"
+        if isinstance(value, DictConfig):
+            check_ranges(value, f"{name}.")
+            continue
+        if key not in declared:
+            continue
+        kind, valid, means = declared[key]
+        if valid is None:
+            raise TypeError(f"schema bug: numeric key {name} declares no range; use num(...) in config.py")
+        for v in (value if isinstance(value, ListConfig) else [value]):
+            if v is None:
+                continue
+            if v not in valid:
+                finite = "a finite number " if kind is float else ""
+                raise UserError(f"{name}={_show(value)} is out of range: it must be {finite}{valid} "
+                                f"({name}: {means})")
+
+
+def _show(value) -> str:
+    return str(list(value)) if isinstance(value, ListConfig) else str(value)
+
+
 def validate(cfg) -> None:
-    """Refuse bad values with one message that names the fix."""
+    """Refuse bad values with one message that names the fix: the schema's ranges, then the
+    rules that tie several keys together."""
     def need(ok: bool, msg: str) -> None:
         if not ok:
             raise UserError(msg)
 
     need(cfg.method.name in METHODS, f"unknown method '{cfg.method.name}': use one of {', '.join(METHODS)}")
-    need(cfg.price >= 0, f"price must be >= 0 (got {cfg.price}); it is the compute price lambda of a backward pass")
-    need(cfg.keep_rate is None or 0 < cfg.keep_rate <= 1,
-         f"keep_rate must be in (0, 1] (got {cfg.keep_rate}); e.g. keep_rate=0.03 keeps 3% of samples")
-    need(cfg.method.eta >= 0, f"method.eta must be >= 0 (got {cfg.method.eta}); 0 is the hard gate")
-    m = cfg.method
-    need(cfg.checkpoint_every >= 0 and cfg.checkpoint_every % cfg.task.eval_every == 0,
-         f"checkpoint_every must be a multiple of task.eval_every ({cfg.task.eval_every}), or 0 for none")
-    need(cfg.device.threads is None or cfg.device.threads >= 1, "device.threads must be >= 1 (or null)")
+    check_ranges(cfg)
+    need(cfg.checkpoint_every % cfg.task.eval_every == 0,
+         f"checkpoint_every must be a multiple of task.eval_every ({cfg.task.eval_every}), or 0 for none "
+         f"(got {cfg.checkpoint_every})")
     need(cfg.screen_precision in ("fp32", "bf16"),
          f"screen_precision must be fp32 or bf16 (got '{cfg.screen_precision}')")
-    need(cfg.staleness >= 0, f"staleness must be >= 0 (got {cfg.staleness})")
-    need(m.epochs >= 1 and m.minibatches >= 1, "method.epochs and method.minibatches must be >= 1")
-    need(m.clip >= 0 and m.kl >= 0 and m.delight_noise >= 0, "method.clip, method.kl and method.delight_noise must be >= 0")
-    need(0 <= m.alpha <= 1 and 0 <= m.signal_alpha <= 1, "method.alpha and method.signal_alpha must be in [0, 1]")
-    need(cfg.cost_ratio >= 0, f"cost_ratio must be >= 0 (got {cfg.cost_ratio}); it is c, backward cost / forward cost")
-    for key in ("steps", "batch_size", "eval_every"):
-        need(cfg.task[key] >= 1, f"task.{key} must be >= 1 (got {cfg.task[key]})")
     gate = resolve_gate(cfg)
     if gate in ("quantile", "topk"):
         need(cfg.keep_rate is not None, f"method.gate={gate} needs keep_rate, e.g. keep_rate=0.03")
@@ -197,3 +303,19 @@ def validate(cfg) -> None:
     if gate == "price":
         need(cfg.keep_rate is None,
              "keep_rate is set but method.gate=price uses a fixed price; use method.gate=quantile or topk, or drop keep_rate")
+    if cfg.task.name == "reversal":
+        validate_reversal(cfg.task)
+
+
+def validate_reversal(cfg) -> None:
+    """The reversal task's rules beyond single-key ranges (cfg is its task node)."""
+    def need(ok: bool, msg: str) -> None:
+        if not ok:
+            raise UserError(msg)
+
+    need(cfg.variant in VARIANTS, f"unknown task.variant '{cfg.variant}': use one of {', '.join(VARIANTS)}")
+    need(cfg.scoring in SCORINGS, f"unknown task.scoring '{cfg.scoring}': use one of {', '.join(SCORINGS)}")
+    need(cfg.d_model % cfg.heads == 0, f"task.d_model ({cfg.d_model}) must be divisible by task.heads ({cfg.heads})")
+    need(cfg.batch_size % cfg.samples_per_prompt == 0,
+         f"task.batch_size ({cfg.batch_size}) must be a multiple of task.samples_per_prompt "
+         f"({cfg.samples_per_prompt}): each step draws batch_size / samples_per_prompt prompts")

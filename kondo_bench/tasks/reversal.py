@@ -37,11 +37,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..config import SCORINGS, VARIANTS
+from ..config import validate_reversal as _validate
 from ..errors import UserError
 from . import Batch, Task
 
-VARIANTS = ("reverse", "copy", "flip")
-SCORINGS = ("fraction", "sequential")
 
 
 # ---- the environment: targets and rewards (pure functions, tested on hand-made sequences) ----
@@ -261,20 +261,3 @@ class ReversalTask(Task):
 
     def info(self) -> dict:
         return {"parameters": sum(p.numel() for p in self.net.parameters())}
-
-
-def _validate(cfg) -> None:
-    def need(ok: bool, msg: str) -> None:
-        if not ok:
-            raise UserError(msg)
-
-    need(cfg.variant in VARIANTS, f"unknown task.variant '{cfg.variant}': use one of {', '.join(VARIANTS)}")
-    need(cfg.scoring in SCORINGS, f"unknown task.scoring '{cfg.scoring}': use one of {', '.join(SCORINGS)}")
-    need(0 <= cfg.kappa <= 1, f"task.kappa must be in [0, 1] (got {cfg.kappa}); 1 is the plain fraction correct")
-    need(cfg.horizon >= 1 and cfg.vocab >= 2, f"need task.horizon >= 1 and task.vocab >= 2 "
-         f"(got {cfg.horizon}, {cfg.vocab})")
-    for key in ("samples_per_prompt", "eval_prompts", "d_model", "layers", "heads", "ffn"):
-        need(cfg[key] >= 1, f"task.{key} must be >= 1 (got {cfg[key]})")
-    need(cfg.batch_size % cfg.samples_per_prompt == 0,
-         f"task.batch_size ({cfg.batch_size}) must be a multiple of task.samples_per_prompt "
-         f"({cfg.samples_per_prompt}): each step draws batch_size / samples_per_prompt prompts")
