@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import logging
 import os
-import re
+import shutil
 import sys
+import time
 from pathlib import Path
 
 import hydra
@@ -57,6 +58,10 @@ def _hydra_run(cfg) -> float | None:
     try:
         summary = run_experiment(cfg, out_dir, task_config=HydraConfig.get().runtime.choices.get("task"))
     except UserError as e:
+        from .reliability import FolderBusy
+
+        if not isinstance(e, FolderBusy):  # a live run's folder is not ours to tidy
+            _remove_if_not_a_run(out_dir)
         _report(e)
     if summary.get("skipped"):
         print(f"skipped: {shown} already holds a complete run of this config (resume=false reruns it)")
@@ -82,29 +87,42 @@ def _shown(path: str) -> str:
     return str(rel) if not rel.parts or rel.parts[0] != ".." else str(path)
 
 
-def check_choices(args: list[str]) -> None:
-    """One-line errors for `task=nope` (Hydra's own message lists its whole search path)."""
-    conf = Path(__file__).parent / "conf"
-    for arg in args:
-        m = re.fullmatch(r"(task|method|device)=([\w,]+)", arg)
-        if m:
-            group, values = m.groups()
-            options = sorted(p.stem for p in (conf / group).glob("*.yaml"))
-            for value in values.split(","):
-                if value not in options:
-                    raise UserError(f"unknown {group} '{value}': choose one of {', '.join(options)}")
+def _remove_if_not_a_run(out_dir: str) -> None:
+    """After a refusal inside the job: remove the folder Hydra made if it holds nothing but
+    Hydra's own files (`.hydra/`, the log) and our lock, so that it is not taken for a run."""
+    from .reliability import LOCK
+
+    folder = Path(out_dir)
+    try:
+        entries = list(folder.iterdir())
+    except OSError:
+        return
+    if all(p.name in (".hydra", LOCK) or p.suffix == ".log" and p.is_file() for p in entries):
+        shutil.rmtree(folder, ignore_errors=True)
 
 
-def check_output_dir(args: list[str]) -> None:
-    """A result folder that cannot be written is an error now, not after the run."""
-    dirs = [a.split("=", 1)[1] for a in args if a.startswith(("hydra.run.dir=", "hydra.sweep.dir="))]
-    for d in dirs or ["."]:
-        path = Path(d).expanduser().absolute()
-        while not path.exists():
-            path = path.parent
-        if not path.is_dir() or not os.access(path, os.W_OK):
-            raise UserError(f"cannot write results under {d}: {path} is not a writable folder; "
-                            "choose another with hydra.run.dir=... or hydra.sweep.dir=...")
+def report_failed_jobs(sweep_dir: str | None, since: float, jobs: int) -> int:
+    """At a sweep's end: how many of its jobs failed, which, and the first error. Read from the
+    jobs' summaries (written since `since`), so it holds for every launcher."""
+    from .results import read_summary
+    from .sweeps import _overrides, job_dirs
+
+    if not sweep_dir or not Path(sweep_dir).is_dir():
+        return 0
+    failed = []
+    for job in job_dirs(sweep_dir):
+        summary_file = job / "summary.json"
+        if summary_file.is_file() and summary_file.stat().st_mtime >= since:
+            summary = read_summary(job) or {}
+            if summary.get("status") == "failed":
+                failed.append((job, summary.get("error")))
+    if not failed:
+        return 0
+    names = [f"{job.relative_to(sweep_dir)} ({' '.join(f'{k}={v}' for k, v in _overrides(job))})"
+             for job, _ in failed]
+    print(f"kondo-bench: error: {len(failed)} of {jobs} jobs failed: {', '.join(names)}; the first error: "
+          f"{failed[0][1]}; `kondo-bench summarize {sweep_dir}` lists them", file=sys.stderr)
+    return 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -118,14 +136,17 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     command, rest = argv[0], argv[1:]
     if command == "run":
-        if not any(a.startswith(("--config-dir", "-cd")) for a in rest):  # user configs may add options
-            try:
-                check_choices(rest)
-                check_output_dir(rest)
-            except UserError as e:
-                _report(e)
-        sys.argv = [sys.argv[0], *rest]
+        from .preflight import check_run
+
+        started = time.time()
+        try:
+            plan = check_run(rest)  # every refusal happens here, before Hydra makes a folder
+        except UserError as e:
+            _report(e)
+        sys.argv = [sys.argv[0], *rest, *(plan.pin if plan else [])]
         _hydra_run()
+        if plan and plan.multirun:
+            return report_failed_jobs(plan.sweep_dir, started, plan.jobs)
         return 0
     if command == "data":
         from .data import data_main

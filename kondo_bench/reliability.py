@@ -6,12 +6,15 @@
   the guard adds no host synchronisation per step.
 - Checkpoints: model, optimiser, RNG states, counters and timers at evaluation
   boundaries, written atomically; a resumed run continues exactly where it left off.
+- `FolderLock`: one writer per run folder; a lock of a dead process does not count.
 - `result_config`: the part of the config that decides a run's results, for deciding
   whether a finished folder or a checkpoint belongs to the run being asked for.
 """
 
 from __future__ import annotations
 
+import fcntl
+import logging
 import math
 import os
 import random
@@ -23,6 +26,10 @@ from pathlib import Path
 import numpy as np
 import torch
 from omegaconf import OmegaConf
+
+from .errors import UserError
+
+log = logging.getLogger(__name__)
 
 CHECKPOINT = "checkpoint.pt"
 NOT_RESULTS = ("progress", "resume", "checkpoint_every")  # keys that do not change what a run computes
@@ -107,9 +114,94 @@ def save_checkpoint(out_dir: Path, state: dict) -> None:
 
 
 def load_checkpoint(out_dir: Path, config: dict) -> dict | None:
-    """The folder's checkpoint if it belongs to this config, else None."""
+    """The folder's checkpoint if it belongs to this config, else None (an unreadable one
+    is ignored with a warning: the run starts over rather than not at all)."""
     path = Path(out_dir) / CHECKPOINT
     if not path.exists():
         return None
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:  # noqa: BLE001 - any unreadable file means the same: start over
+        log.warning("ignoring unreadable %s (%s); the run starts from step 0", path, e)
+        return None
     return state if state.get("result_config") == config else None
+
+
+def remove_stale_temporaries(out_dir: Path) -> None:
+    """Temporary files of an atomic write that a killed run left behind."""
+    for tmp in Path(out_dir).glob(".*.tmp"):
+        tmp.unlink(missing_ok=True)
+
+
+# One writer per run folder: an advisory lock (flock) on a file in the folder, held for the
+# run's life. The kernel drops it when the process dies however it dies (kill -9 included),
+# so a stale lock never blocks the next run; the file keeps the holder's pid for the message.
+LOCK = ".kondo-bench.lock"
+
+
+def refuse_locked(folder, pid: int | None) -> None:
+    who = f"process {pid}" if pid else "another process"
+    raise FolderBusy(f"{folder} is being written by {who} (a kondo-bench run that is still alive); "
+                     f"wait for it to finish, stop it (kill {pid or 'PID'}), or choose another folder "
+                     "with hydra.run.dir=... (or hydra.sweep.dir=...)")
+
+
+def _holder_pid(fd: int) -> int | None:
+    try:
+        return int(os.pread(fd, 32, 0).decode().strip() or 0) or None
+    except (OSError, ValueError):
+        return None
+
+
+def lock_holder(folder) -> int | None:
+    """The pid of a live process holding the folder's lock (0 if unknown), else None."""
+    path = Path(folder) / LOCK
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return None
+    except BlockingIOError:
+        return _holder_pid(fd) or 0
+    except OSError:  # no locks on this filesystem
+        return None
+    finally:
+        os.close(fd)
+
+
+class FolderBusy(UserError):
+    """A live process is writing the run folder."""
+
+
+class FolderLock:
+    """Hold the folder's lock while a run writes it; `FolderBusy` if a live process holds it."""
+
+    def __init__(self, folder):
+        self.folder, self.fd = Path(folder), None
+
+    def __enter__(self):
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.folder / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise UserError(f"cannot write results to {self.folder} ({e.strerror or e}); "
+                            "choose a writable folder with hydra.run.dir=... (or hydra.sweep.dir=...)") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid = _holder_pid(fd)
+            os.close(fd)
+            refuse_locked(self.folder, pid)
+        except OSError as e:  # e.g. a filesystem without locks: run unguarded rather than not at all
+            log.warning("cannot lock %s (%s); make sure no other run writes it", self.folder, e.strerror or e)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        self.fd = fd
+        return self
+
+    def __exit__(self, *exc):
+        if self.fd is not None:
+            os.close(self.fd)  # closing the last descriptor releases the flock
+            self.fd = None

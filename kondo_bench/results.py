@@ -9,6 +9,7 @@ without it is incomplete, and its `status` says how the run ended.
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import tempfile
@@ -18,6 +19,7 @@ from .errors import UserError
 
 METRICS = "metrics.jsonl"
 SUMMARY = "summary.json"
+log = logging.getLogger(__name__)
 
 
 def _clean(x):
@@ -74,12 +76,37 @@ class RunWriter:
 
 
 def read_metrics(run_dir: str | Path) -> list[dict]:
+    """The metrics rows of a run folder. A run killed mid-write (kill -9, a lost node, power)
+    can leave a torn last line: it is dropped with a warning, as is any other line that is
+    not a JSON row, so that a resume, `summarize` and the plots still read what was finished."""
     path = Path(run_dir) / METRICS
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    lines = path.read_text(errors="replace").split("\n")
+    rows = []
+    for i, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            row = None
+        if isinstance(row, dict):
+            rows.append(row)
+        elif any(rest.strip() for rest in lines[i + 1:]):
+            log.warning("%s: dropped line %d, which is not a JSON row", path, i + 1)
+        else:
+            log.warning("%s: dropped a torn last line (the run was killed while writing it)", path)
+    return rows
 
 
 def read_summary(run_dir: str | Path) -> dict | None:
+    """The summary, or None if there is none or it cannot be read (then the run is incomplete)."""
     path = Path(run_dir) / SUMMARY
-    return json.loads(path.read_text()) if path.exists() else None
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        log.warning("ignoring unreadable %s (%s)", path, e)
+        return None

@@ -32,8 +32,8 @@ from .accounting import Counters, PhaseTimer
 from .config import resolve_gate, validate
 from .errors import UserError
 from .methods import Method, Selection
-from .reliability import (NumericsError, NumericsGuard, StopFlag, load_checkpoint, result_config, rng_state,
-                          save_checkpoint, set_rng_state)
+from .reliability import (FolderLock, NumericsError, NumericsGuard, StopFlag, load_checkpoint,
+                          remove_stale_temporaries, result_config, rng_state, save_checkpoint, set_rng_state)
 from .results import SUMMARY, RunWriter, read_metrics, read_summary
 from .tasks import Batch, Task, make_task
 
@@ -227,6 +227,11 @@ def run_experiment(cfg, out_dir, task_config: str | None = None) -> dict:
     device = resolve_device(cfg.device.name)
     if cfg.device.threads:
         torch.set_num_threads(cfg.device.threads)
+    with FolderLock(out_dir):  # one writer per folder, from here until the summary is written
+        return _run_locked(cfg, out_dir, device)
+
+
+def _run_locked(cfg, out_dir, device: torch.device) -> dict:
     config = result_config(cfg)
     prior = read_summary(out_dir) if (Path(out_dir) / SUMMARY).is_file() else None
     if prior and prior.get("status") == "complete" and cfg.resume:
@@ -235,9 +240,14 @@ def run_experiment(cfg, out_dir, task_config: str | None = None) -> dict:
             return {**prior, "skipped": True}
         raise UserError(f"{out_dir} already holds a complete run of a different config; choose another "
                         "folder (hydra.run.dir=... or hydra.sweep.dir=...) or pass resume=false to overwrite it")
-    checkpoint = load_checkpoint(out_dir, config) if cfg.resume and Path(out_dir).is_dir() else None
+    remove_stale_temporaries(out_dir)
+    checkpoint = load_checkpoint(out_dir, config) if cfg.resume else None
     kept_rows = read_metrics(out_dir)[:checkpoint["rows"]] if checkpoint else []
-    writer = RunWriter(out_dir, kept_rows)  # fails now, not after hours, if the folder is not writable
+    if checkpoint and len(kept_rows) < checkpoint["rows"]:  # rows lost (e.g. power): recompute them all
+        log.warning("%s holds %d metrics rows but its checkpoint counts %d; starting over from step 0",
+                    out_dir, len(kept_rows), checkpoint["rows"])
+        checkpoint, kept_rows = None, []
+    writer = RunWriter(out_dir, kept_rows)
     (Path(out_dir) / SUMMARY).unlink(missing_ok=True)  # a rerun is incomplete until it finishes
     seed_everything(cfg.seed)
     task = make_task(cfg, device)

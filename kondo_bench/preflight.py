@@ -1,0 +1,230 @@
+"""Everything `kondo-bench run` can refuse, checked before Hydra creates a folder.
+
+Hydra makes the run folder (`.hydra/`, the job's log) before it calls the job, so a value
+refused inside the job would leave a folder that looks like a started run. Here the
+command line is parsed with Hydra's own override parser, every job of a sweep is
+composed (once per choice of config groups; the other keys are set on a copy), and each
+config goes through `config.validate`, the device check, the result folder's
+writability and its lock. Any problem is one `UserError` line; nothing is created.
+"""
+
+from __future__ import annotations
+
+import copy
+import itertools
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .config import validate
+from .errors import UserError
+
+CONF = Path(__file__).parent / "conf"
+MAX_JOBS = 10_000  # beyond this many sweep jobs, leave the checks to each job
+# Hydra flags that only print something (no run, no folder); with -m Hydra refuses them.
+PRINT_FLAGS = ("--cfg", "-c", "--info", "-i", "--help", "-h", "--hydra-help", "--shell-completion", "-sc")
+
+
+@dataclass
+class Plan:
+    """What the checks found: how many jobs, and the sweep folder to pin (multirun)."""
+
+    multirun: bool
+    jobs: int = 0
+    sweep_dir: str | None = None
+    pin: list[str] = field(default_factory=list)  # extra overrides for Hydra (a pinned sweep folder)
+
+
+def groups() -> set[str]:
+    return {p.name for p in CONF.iterdir() if p.is_dir() and not p.name.startswith(("_", "."))}
+
+
+def check_run(args: list[str]) -> Plan | None:
+    """Check `kondo-bench run ARGS`; None when Hydra should handle them as they are (--cfg, ...)."""
+    flags = [a for a in args if a.startswith("-")]
+    multirun = any(a in ("-m", "--multirun") for a in flags)
+    printing = [a for a in flags if a.split("=")[0] in PRINT_FLAGS]
+    if printing and multirun:
+        raise UserError(f"{printing[0]} prints and -m runs a sweep: Hydra takes one of them; drop -m "
+                        f"to see the config of one job (e.g. kondo-bench run --cfg job task=bandit)")
+    if any(a not in ("-m", "--multirun") for a in flags):
+        return None  # --cfg, --info, --config-dir, ...: Hydra's own business
+    overrides = _parse(args)
+    hydra_ov = [o for o in overrides if o.key_or_group.startswith("hydra")]
+    job_ov = [o for o in overrides if not o.key_or_group.startswith("hydra")]
+    if not multirun:
+        sweeps = [o.input_line for o in job_ov if o.is_sweep_override()]
+        if sweeps:
+            raise UserError(f"{sweeps[0]} is a sweep: add -m to run one job per value "
+                            f"(kondo-bench run -m {' '.join(args)})")
+    choices = {o.key_or_group: o for o in job_ov if o.key_or_group in groups()}
+    for group, o in choices.items():
+        _check_choices(group, [str(v) for v in _values(o)])
+    plan = Plan(multirun)
+    lists = [[(o, v) for v in _values(o)] for o in job_ov]
+    n_jobs = 1
+    for values in lists:
+        n_jobs *= len(values)
+    plan.jobs = n_jobs
+    if n_jobs <= MAX_JOBS:
+        cache: dict = {}
+        for combo in itertools.product(*lists):
+            cfg = _compose(combo, [o.input_line for o in hydra_ov], cache)
+            validate(cfg)
+            _check_device(cfg.device.name)
+    hydra = _hydra_config([o.input_line for o in hydra_ov], multirun)
+    if multirun:
+        plan.sweep_dir = hydra["sweep_dir"]
+        if not any(o.key_or_group == "hydra.sweep.dir" for o in hydra_ov) and plan.sweep_dir:
+            plan.pin = [f"hydra.sweep.dir={plan.sweep_dir}"]
+        _check_writable(plan.sweep_dir or ".", "hydra.sweep.dir")
+        _check_sweep_unlocked(plan.sweep_dir)
+    else:
+        _check_writable(hydra["run_dir"] or ".", "hydra.run.dir")
+        _check_unlocked(hydra["run_dir"])
+    return plan
+
+
+def _parse(args: list[str]):
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import OverrideParseException
+
+    try:
+        return OverridesParser.create().parse_overrides([a for a in args if not a.startswith("-")])
+    except OverrideParseException as e:
+        raise UserError(f"cannot read the command line: {_one_line(e)}") from None
+
+
+def _values(o) -> list:
+    """The typed values an override takes: one, or each value of a sweep (a,b,c or range(...))."""
+    if not o.is_sweep_override():
+        return [o.value()]
+    if not o.is_discrete_sweep():
+        raise UserError(f"{o.input_line}: only lists (a,b,c) and range(...) sweeps are supported")
+    return list(o.sweep_iterator())
+
+
+def _check_choices(group: str, values: list[str]) -> None:
+    """One-line errors for `task=nope` (Hydra's own message lists its whole search path)."""
+    options = sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+    for value in values:
+        if value not in options:
+            raise UserError(f"unknown {group} '{value}': choose one of {', '.join(options)}")
+
+
+def _compose(combo, hydra_lines: list[str], cache: dict):
+    """The config of one job. Composed once per choice of groups; other keys are set on a copy."""
+    from omegaconf import OmegaConf
+
+    group_keys = groups()
+    simple = all(o.key_or_group not in group_keys and not o.is_add() and not o.is_delete()
+                 and not o.is_force_add() and o.package is None for o, _ in combo)
+    base_lines = [_line(o, v) for o, v in combo if o.key_or_group in group_keys or not simple]
+    key = tuple(base_lines)
+    if key not in cache:
+        cache[key] = _compose_lines(base_lines)
+    cfg = cache[key]
+    if simple:
+        cfg = copy.deepcopy(cfg)
+        for o, v in combo:
+            if o.key_or_group in group_keys:
+                continue
+            try:
+                OmegaConf.update(cfg, o.key_or_group, v, merge=True)
+            except Exception as e:
+                raise UserError(f"cannot set {o.input_line if not o.is_sweep_override() else _line(o, v)}: "
+                                f"{_one_line(e)}") from None
+    return cfg
+
+
+def _line(o, value) -> str:
+    if not o.is_sweep_override():
+        return o.input_line
+    from hydra.core.override_parser.types import Override
+
+    return f"{o.get_key_element()}={Override._get_value_element_as_str(value)}"
+
+
+def _compose_lines(lines: list[str]):
+    from hydra import compose, initialize_config_module
+
+    try:
+        with initialize_config_module("kondo_bench.conf", version_base="1.3"):
+            return compose("config", overrides=lines)
+    except UserError:
+        raise
+    except Exception as e:
+        raise UserError(_one_line(e)) from None
+
+
+def _hydra_config(lines: list[str], multirun: bool) -> dict:
+    """The run or sweep folder Hydra will use, resolved now (None where it cannot be)."""
+    from hydra import compose, initialize_config_module
+    from omegaconf import OmegaConf
+
+    try:
+        with initialize_config_module("kondo_bench.conf", version_base="1.3"):
+            cfg = compose("config", overrides=lines, return_hydra_config=True)
+    except Exception as e:
+        raise UserError(f"bad hydra setting: {_one_line(e)}") from None
+    out = {}
+    for name, key in (("run_dir", "hydra.run.dir"), ("sweep_dir", "hydra.sweep.dir")):
+        try:
+            out[name] = str(OmegaConf.select(cfg, key))
+        except Exception:  # e.g. ${hydra.job.num}, known only inside the job
+            out[name] = None
+    return out
+
+
+def _one_line(e: Exception) -> str:
+    """Hydra's and OmegaConf's messages, their cause included, on one line, without the
+    `full_key:`/`object_type=` lines."""
+    parts, seen = [], set()
+    while e is not None:
+        for line in str(e).splitlines():
+            line = line.strip()
+            if line and not line.startswith(("full_key:", "object_type=", "reference_type=", "See ", "To append")) \
+                    and line not in seen:
+                parts.append(line.rstrip("."))
+                seen.add(line)
+        e = e.__cause__
+    return "; ".join(parts)
+
+
+def _check_device(name: str) -> None:
+    if name not in ("auto", "cpu"):
+        from .train import resolve_device
+
+        resolve_device(name)
+
+
+def _check_writable(folder: str, key: str) -> None:
+    """A result folder that cannot be written is an error now, not after the run: try it."""
+    path = Path(folder).expanduser().absolute()
+    existing = path
+    while not existing.exists():
+        existing = existing.parent
+    try:
+        if not existing.is_dir():
+            raise NotADirectoryError(f"{existing} is not a folder")
+        os.rmdir(tempfile.mkdtemp(prefix=".kondo-bench-probe-", dir=existing))
+    except OSError as e:
+        raise UserError(f"cannot write results under {folder}: {e.strerror or e} in {existing}; "
+                        f"choose a writable folder with {key}=...") from None
+
+
+def _check_unlocked(folder: str | None) -> None:
+    from .reliability import lock_holder, refuse_locked
+
+    if folder and (pid := lock_holder(folder)) is not None:
+        refuse_locked(folder, pid)
+
+
+def _check_sweep_unlocked(folder: str | None) -> None:
+    from .reliability import LOCK, lock_holder, refuse_locked
+
+    if folder and Path(folder).is_dir():
+        for lock in Path(folder).glob(f"*/{LOCK}"):
+            if (pid := lock_holder(lock.parent)) is not None:
+                refuse_locked(lock.parent, pid)
