@@ -35,12 +35,15 @@ def _clean(x):
 
 def atomic_write_json(path: Path, obj) -> None:
     """Write to a temporary file in the same folder, then rename over the target."""
+    _atomic_write_text(path, json.dumps(_clean(obj), indent=2, sort_keys=False) + "\n")
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "w") as f:
-            json.dump(_clean(obj), f, indent=2, sort_keys=False)
-            f.write("\n")
+            f.write(text)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -54,15 +57,15 @@ class RunWriter:
 
     def __init__(self, out_dir: str | Path, rows: list[dict] | None = None):
         self.dir = Path(out_dir)
+        self.rows = [_clean(row) for row in rows or []]
         try:
             self.dir.mkdir(parents=True, exist_ok=True)
-            self._metrics = open(self.dir / METRICS, "w", buffering=1)
+            # the kept rows replace the file in one rename: a kill here loses no row the checkpoint counts
+            _atomic_write_text(self.dir / METRICS, "".join(json.dumps(row) + "\n" for row in self.rows))
+            self._metrics = open(self.dir / METRICS, "a", buffering=1)
         except OSError as e:
             raise UserError(f"cannot write results to {self.dir} ({e.strerror or e}); "
                             "choose a writable folder with hydra.run.dir=... (or hydra.sweep.dir=...)") from e
-        self.rows: list[dict] = []
-        for row in rows or []:
-            self.append(row)
 
     def append(self, row: dict) -> None:
         row = _clean(row)

@@ -123,6 +123,8 @@ def read_job(job: Path, root: Path) -> tuple[dict | None, dict | None, list[dict
         reason = f"no {SUMMARY} ({len(rows)} metrics rows: still running, killed or failed)"
     elif summary is not None and summary.get("status") != "complete":
         reason = f"status {summary.get('status')} after {summary.get('steps')} of {summary.get('steps_planned')} steps"
+        if summary.get("error"):
+            reason += f": {summary['error']}"
     if reason is not None:
         cfg = (summary or {}).get("config") or _hydra_config(job)
         method = cfg.get("method") or {}

@@ -1,5 +1,7 @@
 """Issue 7: interruption, resume, checkpoints, numerics, unwritable folders."""
 
+import contextlib
+import io
 import json
 import re
 import signal
@@ -11,6 +13,7 @@ import pytest
 
 from conftest import kb, make_cfg, needs_mnist, sigterm_at_evaluation
 from kondo_bench.errors import UserError
+from kondo_bench.sweeps import summarize_main
 from kondo_bench.train import run_experiment
 
 
@@ -53,16 +56,28 @@ def test_sweep_goes_on_after_a_failed_job_and_resume_skips_finished_ones(tmp_pat
     sweep = tmp_path / "sweep"
     args = ("run", "-m", "task=bandit", "task.steps=30", "task.step_size=1e38,0.1", f"hydra.sweep.dir={sweep}")
     res = kb(*args, cwd=tmp_path)
-    assert res.returncode == 0, res.stderr
+    # the sweep goes on, then says at its end how many jobs failed, which, and the first error
+    assert res.returncode == 1, res.stderr
+    last = res.stderr.strip().splitlines()[-1]
+    assert re.match(r"kondo-bench: error: 1 of 2 jobs failed: 0 \(.*task.step_size=1e\+38\); the first error: "
+                    r"non-finite", last), last
     assert summary(sweep / "0")["status"] == "failed" and summary(sweep / "1")["status"] == "complete"
+    assert "0: status failed after" in (table := _summarize(sweep)) and "non-finite" in table  # with its error
     (sweep / "1" / "summary.json").rename(sweep / "1" / "old.json")  # as if job 1 had been killed
     mtime_failed = (sweep / "0" / "summary.json").stat().st_mtime
     res = kb(*args, cwd=tmp_path)
-    assert res.returncode == 0
+    assert res.returncode == 1
     assert summary(sweep / "1")["status"] == "complete"  # rerun
     assert (sweep / "0" / "summary.json").stat().st_mtime != mtime_failed  # failed jobs are rerun too
     res = kb(*args, cwd=tmp_path)
     assert res.stdout.count("skipped:") == 1  # the complete job is skipped; the failed one reruns
+
+
+def _summarize(sweep) -> str:
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert summarize_main([str(sweep), "--out", str(sweep / "table")]) == 0
+    return out.getvalue()
 
 
 def test_complete_folder_of_another_config_is_refused(tmp_path):
