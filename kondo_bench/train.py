@@ -247,11 +247,11 @@ def _run_locked(cfg, out_dir, device: torch.device) -> dict:
         log.warning("%s holds %d metrics rows but its checkpoint counts %d; starting over from step 0",
                     out_dir, len(kept_rows), checkpoint["rows"])
         checkpoint, kept_rows = None, []
+    seed_everything(cfg.seed)
+    task = make_task(cfg, device)  # a data problem is refused before any result file is written
+    method = Method.from_config(cfg)
     writer = RunWriter(out_dir, kept_rows)
     (Path(out_dir) / SUMMARY).unlink(missing_ok=True)  # a rerun is incomplete until it finishes
-    seed_everything(cfg.seed)
-    task = make_task(cfg, device)
-    method = Method.from_config(cfg)
     gate = resolve_gate(cfg)
     knob = {"price": f" price={cfg.price}", "quantile": f" keep_rate={cfg.keep_rate}",
             "topk": f" keep_rate={cfg.keep_rate}"}.get(gate, "")  # only what this gate uses

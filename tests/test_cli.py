@@ -43,10 +43,11 @@ def test_multirun_price_sweep(tmp_path):
     (["task=nope"], "unknown task 'nope'"),
     (["method=nope"], "unknown method 'nope'"),
     (["-m", "method=pg,nope"], "unknown method 'nope'"),
-    (["price=-1"], "price must be >= 0"),
-    (["keep_rate=2"], "keep_rate must be in (0, 1]"),
-    (["method.eta=-1"], "eta must be >= 0"),
-    (["cost_ratio=-1"], "cost_ratio must be >= 0"),
+    (["price=-1"], "price=-1.0 is out of range: it must be a finite number >= 0"),
+    (["keep_rate=0"], "keep_rate=0.0 is out of range: it must be a finite number in (0, 1]"),
+    (["method.eta=-1"], "method.eta=-1.0 is out of range"),
+    (["cost_ratio=-1"], "cost_ratio=-1.0 is out of range"),
+    (["task.eval_every=0"], "task.eval_every=0 is out of range: it must be >= 1"),
     (["device=cuda"], "no CUDA GPU"),
     (["task=mnist", "task.data_root=/no/such/folder"], "does not exist"),
 ])
@@ -55,11 +56,12 @@ def test_bad_input_one_line_nonzero_no_results(tmp_path, args, message):
     if "device=cuda" in args and torch.cuda.is_available():
         pytest.skip("a GPU is present")
     res = kb("run", "task=bandit", *args, "task.steps=2", cwd=tmp_path, timeout=120)
-    assert res.returncode != 0
+    assert res.returncode == 2
     assert message in res.stderr
     assert "Traceback" not in res.stderr
     assert len([line for line in res.stderr.splitlines() if "error" in line]) == 1
-    assert not summaries(tmp_path)
+    # nothing left behind that summarize could take for a job: no .hydra/, no log, no metrics
+    assert not summaries(tmp_path) and not list(tmp_path.rglob(".hydra")) and not list(tmp_path.rglob("*.log"))
 
 
 def test_typo_and_wrong_type_are_errors(tmp_path):
