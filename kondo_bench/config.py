@@ -308,10 +308,12 @@ def validate(cfg) -> None:
 
 
 def validate_reversal(cfg) -> None:
-    """The reversal task's rules beyond single-key ranges (cfg is its task node)."""
+    """The reversal task's rules (cfg is its task node): its ranges, and those beyond one key."""
     def need(ok: bool, msg: str) -> None:
         if not ok:
             raise UserError(msg)
+
+    check_ranges(cfg, "task.")  # again here, for a task built without the full config
 
     need(cfg.variant in VARIANTS, f"unknown task.variant '{cfg.variant}': use one of {', '.join(VARIANTS)}")
     need(cfg.scoring in SCORINGS, f"unknown task.scoring '{cfg.scoring}': use one of {', '.join(SCORINGS)}")

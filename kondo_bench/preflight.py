@@ -67,13 +67,13 @@ def check_run(args: list[str]) -> Plan | None:
     for values in lists:
         n_jobs *= len(values)
     plan.jobs = n_jobs
-    if n_jobs <= MAX_JOBS:
-        cache: dict = {}
-        for combo in itertools.product(*lists):
-            cfg = _compose(combo, [o.input_line for o in hydra_ov], cache)
-            validate(cfg)
-            _check_device(cfg.device.name)
-    hydra = _hydra_config([o.input_line for o in hydra_ov], multirun)
+    hydra_lines = [o.input_line for o in hydra_ov]
+    cache: dict = {}  # composed configs (with the hydra node) by their group choices
+    for combo in itertools.islice(itertools.product(*lists), None if n_jobs <= MAX_JOBS else 1):
+        cfg = _compose(combo, hydra_lines, cache)
+        validate(cfg)
+        _check_device(cfg.device.name)
+    hydra = _hydra_dirs(next(iter(cache.values())))
     if multirun:
         plan.sweep_dir = hydra["sweep_dir"]
         if not any(o.key_or_group == "hydra.sweep.dir" for o in hydra_ov) and plan.sweep_dir:
@@ -115,7 +115,7 @@ def _check_choices(group: str, values: list[str]) -> None:
 
 def _compose(combo, hydra_lines: list[str], cache: dict):
     """The config of one job. Composed once per choice of groups; other keys are set on a copy."""
-    from omegaconf import OmegaConf
+    from omegaconf import OmegaConf, open_dict
 
     group_keys = groups()
     simple = all(o.key_or_group not in group_keys and not o.is_add() and not o.is_delete()
@@ -123,18 +123,18 @@ def _compose(combo, hydra_lines: list[str], cache: dict):
     base_lines = [_line(o, v) for o, v in combo if o.key_or_group in group_keys or not simple]
     key = tuple(base_lines)
     if key not in cache:
-        cache[key] = _compose_lines(base_lines)
-    cfg = cache[key]
+        cache[key] = _compose_lines(base_lines + hydra_lines)
+    cfg = copy.deepcopy(cache[key])
+    with open_dict(cfg):
+        del cfg["hydra"]  # Hydra's own settings: not the job's config
     if simple:
-        cfg = copy.deepcopy(cfg)
         for o, v in combo:
             if o.key_or_group in group_keys:
                 continue
             try:
                 OmegaConf.update(cfg, o.key_or_group, v, merge=True)
             except Exception as e:
-                raise UserError(f"cannot set {o.input_line if not o.is_sweep_override() else _line(o, v)}: "
-                                f"{_one_line(e)}") from None
+                raise UserError(f"cannot set {_line(o, v)}: {_one_line(e)}") from None
     return cfg
 
 
@@ -147,27 +147,20 @@ def _line(o, value) -> str:
 
 
 def _compose_lines(lines: list[str]):
+    """Compose as Hydra will (its own node included, for the run and sweep folders)."""
     from hydra import compose, initialize_config_module
 
     try:
         with initialize_config_module("kondo_bench.conf", version_base="1.3"):
-            return compose("config", overrides=lines)
-    except UserError:
-        raise
+            return compose("config", overrides=lines, return_hydra_config=True)
     except Exception as e:
         raise UserError(_one_line(e)) from None
 
 
-def _hydra_config(lines: list[str], multirun: bool) -> dict:
+def _hydra_dirs(cfg) -> dict:
     """The run or sweep folder Hydra will use, resolved now (None where it cannot be)."""
-    from hydra import compose, initialize_config_module
     from omegaconf import OmegaConf
 
-    try:
-        with initialize_config_module("kondo_bench.conf", version_base="1.3"):
-            cfg = compose("config", overrides=lines, return_hydra_config=True)
-    except Exception as e:
-        raise UserError(f"bad hydra setting: {_one_line(e)}") from None
     out = {}
     for name, key in (("run_dir", "hydra.run.dir"), ("sweep_dir", "hydra.sweep.dir")):
         try:

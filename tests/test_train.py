@@ -133,14 +133,14 @@ def test_mnist_same_seed_same_metrics_and_data_notice(tmp_path):
 
 
 @pytest.mark.parametrize("override, message", [
-    ("price=-1", "price must be >= 0"),
-    ("keep_rate=0", "keep_rate must be in (0, 1]"),
-    ("keep_rate=1.5", "keep_rate must be in (0, 1]"),
-    ("method.eta=-0.1", "eta must be >= 0"),
-    ("cost_ratio=-2", "cost_ratio must be >= 0"),
+    ("price=-1", "price=-1.0 is out of range: it must be a finite number >= 0"),
+    ("keep_rate=0", "keep_rate=0.0 is out of range: it must be a finite number in (0, 1]"),
+    ("keep_rate=1.5", "keep_rate=1.5 is out of range"),
+    ("method.eta=-0.1", "method.eta=-0.1 is out of range"),
+    ("cost_ratio=-2", "cost_ratio=-2.0 is out of range"),
     ("device.name=cuda", "use device=cpu"),
     ("device.name=tpu", "unknown device"),
-    ("task.steps=0", "task.steps must be >= 1"),
+    ("task.steps=0", "task.steps=0 is out of range: it must be >= 1"),
     ("method.gate=topk", "needs keep_rate"),
 ])
 def test_bad_input_is_a_user_error(tmp_path, override, message):
