@@ -73,7 +73,7 @@ def check_run(args: list[str]) -> Plan | None:
         cfg = _compose(combo, hydra_lines, cache)
         validate(cfg)
         _check_device(cfg.device.name)
-    hydra = _hydra_dirs(next(iter(cache.values())))
+    hydra = _hydra_dirs(next(iter(cache.values()))[0])
     if multirun:
         plan.sweep_dir = hydra["sweep_dir"]
         if not any(o.key_or_group == "hydra.sweep.dir" for o in hydra_ov) and plan.sweep_dir:
@@ -118,15 +118,17 @@ def _compose(combo, hydra_lines: list[str], cache: dict):
     from omegaconf import OmegaConf, open_dict
 
     group_keys = groups()
-    simple = all(o.key_or_group not in group_keys and not o.is_add() and not o.is_delete()
-                 and not o.is_force_add() and o.package is None for o, _ in combo)
+    simple = all(o.key_or_group in group_keys or not (o.is_add() or o.is_delete() or o.is_force_add() or o.package)
+                 for o, _ in combo)  # plain key=value overrides: set on a copy of the composed groups
     base_lines = [_line(o, v) for o, v in combo if o.key_or_group in group_keys or not simple]
     key = tuple(base_lines)
     if key not in cache:
-        cache[key] = _compose_lines(base_lines + hydra_lines)
-    cfg = copy.deepcopy(cache[key])
-    with open_dict(cfg):
-        del cfg["hydra"]  # Hydra's own settings: not the job's config
+        full = _compose_lines(base_lines + hydra_lines)
+        job = copy.deepcopy(full)
+        with open_dict(job):
+            del job["hydra"]  # Hydra's own settings: not the job's config
+        cache[key] = (full, job)
+    cfg = copy.deepcopy(cache[key][1])
     if simple:
         for o, v in combo:
             if o.key_or_group in group_keys:
@@ -198,13 +200,14 @@ def _check_writable(folder: str, key: str) -> None:
     existing = path
     while not existing.exists():
         existing = existing.parent
-    try:
-        if not existing.is_dir():
-            raise NotADirectoryError(f"{existing} is not a folder")
-        os.rmdir(tempfile.mkdtemp(prefix=".kondo-bench-probe-", dir=existing))
-    except OSError as e:
-        raise UserError(f"cannot write results under {folder}: {e.strerror or e} in {existing}; "
-                        f"choose a writable folder with {key}=...") from None
+    reason = None if existing.is_dir() else f"{existing} is not a folder"
+    if reason is None:
+        try:
+            os.rmdir(tempfile.mkdtemp(prefix=".kondo-bench-probe-", dir=existing))
+        except OSError as e:
+            reason = f"{e.strerror or e} in {existing}"
+    if reason:
+        raise UserError(f"cannot write results under {folder}: {reason}; choose a writable folder with {key}=...")
 
 
 def _check_unlocked(folder: str | None) -> None:
