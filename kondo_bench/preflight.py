@@ -51,6 +51,10 @@ def check_run(args: list[str]) -> Plan | None:
     if any(a not in ("-m", "--multirun") for a in flags):
         return None  # --cfg, --info, --config-dir, ...: Hydra's own business
     overrides = _parse(args)
+    for o in overrides:
+        if o.is_sweep_override() and not o.is_discrete_sweep():
+            raise UserError(f"{o.input_line}: list the values instead (a,b,c or range(a,b)); "
+                            "glob and interval sweeps are not supported")
     hydra_ov = [o for o in overrides if o.key_or_group.startswith("hydra")]
     job_ov = [o for o in overrides if not o.key_or_group.startswith("hydra")]
     if not multirun:
@@ -100,9 +104,11 @@ def _values(o) -> list:
     """The typed values an override takes: one, or each value of a sweep (a,b,c or range(...))."""
     if not o.is_sweep_override():
         return [o.value()]
-    if not o.is_discrete_sweep():
-        raise UserError(f"{o.input_line}: only lists (a,b,c) and range(...) sweeps are supported")
-    return list(o.sweep_iterator())
+    try:
+        return list(o.sweep_iterator())
+    except Exception:  # glob(...): Hydra's basic sweeper cannot expand it here either
+        raise UserError(f"{o.input_line}: list the values instead (a,b,c or range(a,b)); "
+                        "glob and interval sweeps are not supported") from None
 
 
 def _check_choices(group: str, values: list[str]) -> None:

@@ -116,4 +116,4 @@ def test_unwritable_result_folder_is_refused_at_start(tmp_path):
     with pytest.raises(UserError, match="cannot write results"):
         run_experiment(make_cfg("task=bandit", "task.steps=5"), blocker / "run")
     res = kb("run", "task=bandit", "task.steps=5", f"hydra.run.dir={blocker}/run", cwd=tmp_path)
-    assert res.returncode == 2 and "not a writable folder" in res.stderr and "Traceback" not in res.stderr
+    assert res.returncode == 2 and "is not a folder" in res.stderr and "Traceback" not in res.stderr
