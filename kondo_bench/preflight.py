@@ -87,7 +87,16 @@ def check_run(args: list[str]) -> Plan | None:
     else:
         _check_writable(hydra["run_dir"] or ".", "hydra.run.dir")
         _check_unlocked(hydra["run_dir"])
+        _check_not_another_run(hydra["run_dir"], cfg)
     return plan
+
+
+def _check_not_another_run(folder: str | None, cfg) -> None:
+    """Refuse now, before Hydra rewrites its `.hydra/`, a folder holding another config's complete run."""
+    from .train import refuse_other_config
+
+    if folder and cfg.resume:
+        refuse_other_config(folder, cfg)
 
 
 def _parse(args: list[str]):

@@ -231,15 +231,22 @@ def run_experiment(cfg, out_dir, task_config: str | None = None) -> dict:
         return _run_locked(cfg, out_dir, device)
 
 
-def _run_locked(cfg, out_dir, device: torch.device) -> dict:
-    config = result_config(cfg)
+def refuse_other_config(out_dir, cfg) -> dict | None:
+    """The folder's complete summary if it is a run of this config; UserError if of another."""
     prior = read_summary(out_dir) if (Path(out_dir) / SUMMARY).is_file() else None
     if prior and prior.get("status") == "complete" and cfg.resume:
-        if prior.get("result_config") == config:
-            log.debug("%s already holds a complete run of this config", out_dir)
-            return {**prior, "skipped": True}
+        if prior.get("result_config") == result_config(cfg):
+            return prior
         raise UserError(f"{out_dir} already holds a complete run of a different config; choose another "
                         "folder (hydra.run.dir=... or hydra.sweep.dir=...) or pass resume=false to overwrite it")
+    return None
+
+
+def _run_locked(cfg, out_dir, device: torch.device) -> dict:
+    config = result_config(cfg)
+    if prior := refuse_other_config(out_dir, cfg):
+        log.debug("%s already holds a complete run of this config", out_dir)
+        return {**prior, "skipped": True}
     remove_stale_temporaries(out_dir)
     checkpoint = load_checkpoint(out_dir, config) if cfg.resume else None
     kept_rows = read_metrics(out_dir)[:checkpoint["rows"]] if checkpoint else []

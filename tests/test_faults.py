@@ -137,3 +137,14 @@ def test_one_writer_per_folder_and_a_dead_writer_does_not_block(tmp_path, capsys
     # the lock of a dead process (kill -9) does not count
     assert run_experiment(make_cfg("task=bandit", "task.steps=5", "progress=false"), run)["status"] == "complete"
     assert json.loads((run / "summary.json").read_text())["status"] == "complete"
+
+
+def test_a_complete_run_of_another_config_is_refused_before_hydra_touches_it(tmp_path, capsys):
+    run = tmp_path / "run"
+    run_experiment(make_cfg("task=bandit", "task.steps=5", "progress=false"), run)
+    before = sorted(p.name for p in run.iterdir())
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["run", "task=bandit", "task.steps=6", f"hydra.run.dir={run}"])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.count("\n") == 1 and "a complete run of a different config" in err
+    assert sorted(p.name for p in run.iterdir()) == before  # no .hydra/ of the refused config, no log
