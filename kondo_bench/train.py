@@ -228,7 +228,7 @@ def run_experiment(cfg, out_dir, task_config: str | None = None) -> dict:
     if cfg.device.threads:
         torch.set_num_threads(cfg.device.threads)
     with FolderLock(out_dir):  # one writer per folder, from here until the summary is written
-        return _run_locked(cfg, out_dir, device)
+        return _run_locked(cfg, out_dir, device, task_config)
 
 
 def refuse_other_config(out_dir, cfg) -> dict | None:
@@ -242,7 +242,7 @@ def refuse_other_config(out_dir, cfg) -> dict | None:
     return None
 
 
-def _run_locked(cfg, out_dir, device: torch.device) -> dict:
+def _run_locked(cfg, out_dir, device: torch.device, task_config: str | None = None) -> dict:
     config = result_config(cfg)
     if prior := refuse_other_config(out_dir, cfg):
         log.debug("%s already holds a complete run of this config", out_dir)
