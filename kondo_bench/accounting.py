@@ -23,20 +23,20 @@ import torch
 @dataclass
 class Counters:
     steps: int = 0  # screened batches
-    optimizer_steps: int = 0  # steps that kept at least one unit and so updated the policy
+    optimizer_steps: int = 0  # optimiser steps taken: 0 when nothing was kept, PPO's epochs x minibatches
     forward_samples: int = 0
     backward_samples: int = 0
     backward_units: int = 0
     reforward_samples: int = 0
 
-    def record(self, n_screened: int, n_backward_rows: int, n_backward_units: int, reforward: bool) -> None:
+    def record(self, n_screened: int, learned) -> None:
+        """One screened batch and what its learn step did (a train.Learned)."""
         self.steps += 1
         self.forward_samples += n_screened
-        self.backward_samples += n_backward_rows
-        self.backward_units += n_backward_units
-        self.optimizer_steps += n_backward_rows > 0
-        if reforward:
-            self.reforward_samples += n_backward_rows
+        self.backward_samples += learned.backward_rows
+        self.backward_units += learned.backward_units
+        self.optimizer_steps += learned.optimizer_steps
+        self.reforward_samples += learned.reforward_rows
 
     def costs(self, cost_ratio: float) -> dict:
         return {

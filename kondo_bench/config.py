@@ -18,11 +18,23 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 
 from .errors import UserError
+from .knobs import refuse_ignored_knobs
+
+
+class Estimator(str, Enum):
+    """What turns the screen's tensors into per-unit loss terms (kondo_bench/methods.py)."""
+
+    pg = "pg"  # U grad log pi: REINFORCE with the task's baseline
+    dg = "dg"  # sigma(chi / eta) U grad log pi, the weight detached
+    ppo = "ppo"  # clipped ratio surrogate, several epochs and minibatches per batch
+    pmpo = "pmpo"  # preferred up (alpha), rejected down (1 - alpha), each group averaged
+    ce = "ce"  # -log pi(y|x) on the true label: the supervised oracle
 
 
 class Gate(str, Enum):
-    """Which samples earn a backward pass (only `dgk` is gated)."""
+    """Which units earn a backward pass; any estimator can run through any gate."""
 
+    none = "none"  # every unit (pg, dg, ppo, pmpo, ce presets)
     auto = "auto"  # `topk` when keep_rate is set, else `price`
     price = "price"  # Bernoulli on sigma((chi - price) / eta)
     quantile = "quantile"  # the same, with the price set per batch so that keep_rate passes
@@ -162,12 +174,13 @@ class ReversalConfig(TaskConfig):
 
 @dataclass
 class MethodConfig:
-    name: str = MISSING  # pg | dg | dgk | ppo | pmpo | ce
+    name: str = MISSING  # the preset: pg | dg | dgk | ppo | pmpo | ce; the results' `method` column
+    estimator: Optional[Estimator] = None  # per-unit loss terms; None: the preset's (dgk: pg)
     eta: float = num(1.0, ">= 0", "temperature of sigma(chi / eta); 0 is the hard step 1{chi > 0}")
-    gate: Gate = Gate.auto
-    kept_weight: KeptWeight = KeptWeight.one
+    gate: Gate = Gate.none  # dgk: auto
+    kept_weight: KeptWeight = KeptWeight.one  # dg: kept units carry DG's weight (= estimator=dg)
     ties: Ties = Ties.random
-    signal: Signal = Signal.delight  # what the dgk gate screens on
+    signal: Signal = Signal.delight  # what a gate screens on
     signal_alpha: float = num(0.5, "[0, 1]", "alpha of the additive signal alpha U + (1 - alpha) l")
     delight_noise: float = num(0.0, ">= 0", "relative noise chi * (1 + delight_noise * N(0, 1)) on the delight")
     epochs: int = num(1, ">= 1", "ppo: passes over each batch")
@@ -181,6 +194,7 @@ class MethodConfig:
 class DeviceConfig:
     name: str = "auto"  # auto | cpu | cuda
     threads: Optional[int] = num(None, ">= 1", "torch CPU threads; null keeps torch's default (all cores)")
+    deterministic: bool = True  # torch.use_deterministic_algorithms (warn-only); see README
 
 
 @dataclass
@@ -189,8 +203,8 @@ class Config:
     method: Any = MISSING
     device: DeviceConfig = field(default_factory=DeviceConfig)
     seed: int = num(0, f"[0, {2**32 - 1}]", "drives Python, NumPy and torch")
-    price: float = num(0.0, ">= 0", "lambda, the compute price of a backward pass (dgk, gate=price)")
-    keep_rate: Optional[float] = num(None, "(0, 1]", "rho: a fixed fraction of samples passes (dgk); e.g. 0.03")
+    price: float = num(0.0, ">= 0", "lambda, the compute price of a backward pass (gate price)")
+    keep_rate: Optional[float] = num(None, "(0, 1]", "rho: a fixed fraction of units passes (gates quantile, topk); e.g. 0.03")
     cost_ratio: float = num(2.0, ">= 0", "c, the cost of a backward pass in forward passes (modelled cost)")
     staleness: int = num(0, ">= 0", "D: act with the policy's parameters of D steps ago (distributed actors)")
     screen_precision: str = "fp32"  # fp32 | bf16: a cheaper screening forward for gated methods
@@ -199,7 +213,11 @@ class Config:
     checkpoint_every: int = num(0, ">= 0", "steps between checkpoints (a multiple of task.eval_every); 0: none")
 
 
-METHODS = ("pg", "dg", "dgk", "ppo", "pmpo", "ce")
+# Each `method=` preset is an estimator through a gate; `dgk` is PG's terms on the units a
+# delight-screening gate keeps (the paper's DG-K), so the results' `method` column stays `dgk`.
+PRESETS = {"pg": Estimator.pg, "dg": Estimator.dg, "dgk": Estimator.pg, "ppo": Estimator.ppo,
+           "pmpo": Estimator.pmpo, "ce": Estimator.ce}
+METHODS = tuple(PRESETS)
 VARIANTS = ("reverse", "copy", "flip")  # reversal targets
 SCORINGS = ("fraction", "sequential")
 
@@ -216,10 +234,17 @@ def register() -> None:
     cs.store(group="schema/device", name="device", node=DeviceConfig)
 
 
+def resolve_estimator(cfg) -> str:
+    """The estimator a run uses: method.estimator, else the preset's; kept_weight=dg is DG's."""
+    m = cfg.method
+    est = Estimator(m.estimator) if m.estimator is not None else PRESETS.get(m.name, Estimator.pg)
+    if KeptWeight(m.kept_weight) is KeptWeight.dg and est is Estimator.pg:
+        return Estimator.dg.value
+    return est.value
+
+
 def resolve_gate(cfg) -> str:
-    """The gate form a run uses: `none` for ungated methods, else price | quantile | topk."""
-    if cfg.method.name != "dgk":
-        return "none"
+    """The gate a run uses: none | price | quantile | topk (`auto`: topk with keep_rate, else price)."""
     gate = Gate(cfg.method.gate)
     if gate is Gate.auto:
         return "topk" if cfg.keep_rate is not None else "price"
@@ -299,10 +324,7 @@ def validate(cfg) -> None:
     gate = resolve_gate(cfg)
     if gate in ("quantile", "topk"):
         need(cfg.keep_rate is not None, f"method.gate={gate} needs keep_rate, e.g. keep_rate=0.03")
-        need(cfg.price == 0, f"method.gate={gate} sets the price per batch from keep_rate; drop price={cfg.price}")
-    if gate == "price":
-        need(cfg.keep_rate is None,
-             "keep_rate is set but method.gate=price uses a fixed price; use method.gate=quantile or topk, or drop keep_rate")
+    refuse_ignored_knobs(cfg, resolve_estimator(cfg), gate)
     if cfg.task.name == "reversal":
         validate_reversal(cfg.task)
 

@@ -1,9 +1,14 @@
-"""Methods turn the screen's tensors into per-unit loss coefficients and a keep mask.
+"""A method is an estimator through a gate: per-unit loss terms, and which units earn them.
 
 A *unit* is what the gate decides on: a sample (bandit, MNIST) or a token (reversal).
 Every function here is elementwise or batch-wide over any tensor shape, and knows
-nothing of tasks. The learning loss is  -sum(coef * log pi(a|h)) / n_units,  so the
-coefficient carries the advantage and any weight; it is always a constant for autograd.
+nothing of tasks.
+- An **estimator** (pg, dg, ppo, pmpo, ce) turns the screen's tensors into a per-unit
+  coefficient (a constant for autograd) and, given the re-computed log-probabilities,
+  per-unit loss terms; the learning loss is their sum over kept units / all units.
+- A **gate** (none, price, quantile, topk) turns a screening score into a keep mask and
+  the price it used. Any estimator runs through any gate; the `method=` presets name the
+  common pairs (`dgk` is PG's terms on the units a delight-screening gate keeps).
 
     surprisal  l   = -log pi(a|h)              (current policy, no gradient)
     delight    chi = U * l
@@ -17,7 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .config import KeptWeight, Signal, Ties, resolve_gate
+from .config import PRESETS, Estimator as EstimatorName, Gate as GateName, KeptWeight, Signal, Ties, resolve_estimator, resolve_gate
 
 
 def delight(advantage: torch.Tensor, logp: torch.Tensor) -> torch.Tensor:
@@ -103,93 +108,214 @@ class Selection:
     price: float | None  # the price the gate used (None when ungated)
 
 
-class Method:
-    """One training method: `select` maps the screen's tensors to coefficients and a keep mask,
-    `loss` turns the re-computed log-probabilities of kept units into per-unit loss terms."""
+# ---------------------------------------------------------------- estimators
+class Estimator:
+    """Per-unit terms: `coef` at screening time (no graph), `loss` on the re-computed log pi."""
 
-    def __init__(self, name: str, eta: float = 1.0, gate: str = "none", price: float = 0.0,
-                 keep_rate: float | None = None, kept_weight: KeptWeight = KeptWeight.one,
-                 ties: Ties = Ties.random, signal: Signal = Signal.delight, signal_alpha: float = 0.5,
-                 delight_noise: float = 0.0, epochs: int = 1, minibatches: int = 1, clip: float = 0.2,
-                 kl: float = 0.0, alpha: float = 0.5):
-        self.name, self.eta, self.gate = name, eta, gate
-        self.price, self.keep_rate = price, keep_rate
-        self.kept_weight, self.ties = KeptWeight(kept_weight), Ties(ties)
-        self.signal, self.signal_alpha, self.delight_noise = Signal(signal), signal_alpha, delight_noise
-        self.epochs, self.minibatches, self.clip, self.kl, self.alpha = epochs, minibatches, clip, kl, alpha
+    name = "pg"
+    epochs, minibatches = 1, 1  # passes over the kept rows, and minibatches per pass
+    ratio_based = False  # its loss divides by the acting policy's pi: needs that in full precision
+    supervised = False  # acts with the true label (the oracle)
 
-    @classmethod
-    def from_config(cls, cfg) -> "Method":
-        m = cfg.method
-        return cls(m.name, m.eta, resolve_gate(cfg), cfg.price, cfg.keep_rate, m.kept_weight, m.ties,
-                   m.signal, m.signal_alpha, m.delight_noise, m.epochs, m.minibatches, m.clip, m.kl, m.alpha)
+    def coef(self, advantage: torch.Tensor, logp: torch.Tensor, chi: torch.Tensor) -> torch.Tensor:
+        return advantage
 
-    @property
-    def gated(self) -> bool:
-        """Methods that screen without autograd and re-run the forward pass on the rows they keep
-        (the gate, and PPO, whose later epochs need fresh log-probabilities anyway)."""
-        return self.gate != "none" or self.name == "ppo"
+    def loss(self, coef: torch.Tensor, logp: torch.Tensor, logp_old: torch.Tensor) -> torch.Tensor:
+        """Per-unit loss terms; their sum over kept units, divided by all units, is minimised."""
+        return -coef * logp
 
-    def keep_rate_note(self, n_units: int) -> str | None:
-        """A warning when the top-rho gate cannot keep rho of n units per step (k is rounded,
-        and at least 1), e.g. rho = 0.003 of 100 images keeps 1, an effective rate of 0.01."""
-        if self.gate != "topk" and not (self.gate == "quantile" and self.eta == 0):
-            return None
-        k = topk_count(self.keep_rate, n_units)
-        if abs(k / n_units - self.keep_rate) <= 0.1 * self.keep_rate:
-            return None
-        return (f"keep_rate={self.keep_rate:g} keeps k = max(1, round(ρ·n)) = {k} of the {n_units} units a step "
-                f"screens: an effective keep rate of {k / n_units:.3g}; use a larger batch for a smaller rate")
 
-    @property
-    def supervised(self) -> bool:
-        """`ce` is the supervised oracle: the task acts with the true label as the action."""
-        return self.name == "ce"
+class PG(Estimator):
+    """REINFORCE with the task's baseline: U grad log pi."""
 
-    def select(self, advantage: torch.Tensor, logp: torch.Tensor) -> Selection:
-        # Weights and gates are constants for autograd, whatever the caller passes in.
-        advantage, logp = advantage.detach(), logp.detach()
-        chi = delight(advantage, logp)
-        if self.delight_noise > 0:  # approximate delight: what the weight and the gate see
-            chi = chi * (1 + self.delight_noise * torch.randn_like(chi))
-        everything = torch.ones_like(chi, dtype=torch.bool)
-        if self.name == "ce":
-            return Selection(torch.ones_like(advantage), everything, chi, None)
-        if self.name in ("pg", "ppo"):
-            return Selection(advantage, everything, chi, None)
-        if self.name == "pmpo":
-            return Selection(self._pmpo_coef(advantage), everything, chi, None)
-        weight = sigmoid_weight(chi, self.eta)
-        if self.name == "dg":
-            return Selection(weight * advantage, everything, chi, None)
-        score = screening_score(self.signal, advantage, logp, chi, self.signal_alpha)
-        price = self.price
-        if self.gate == "price":
-            keep = price_gate(score, price, self.eta)
-        elif self.gate == "quantile" and self.eta > 0:
-            price = price_for_keep_rate(score, self.keep_rate, self.eta)
-            keep = price_gate(score, price, self.eta)
-        else:  # topk, and the quantile gate's hard (eta = 0) limit
-            keep = topk_gate(score, self.keep_rate, self.ties)
-            price = None
-        kept_coef = weight * advantage if self.kept_weight is KeptWeight.dg else advantage
-        coef = torch.where(keep, kept_coef, torch.zeros_like(kept_coef))
-        return Selection(coef, keep, chi, None if price is None else float(price))
 
-    def _pmpo_coef(self, advantage: torch.Tensor) -> torch.Tensor:
-        """alpha * mean over preferred - (1 - alpha) * mean over rejected, as per-unit coefficients
-        of a loss that is later divided by all units; plus beta, pulling towards the acting policy."""
+class DG(Estimator):
+    """Delightful PG: sigma(chi / eta) U grad log pi, the weight detached."""
+
+    name = "dg"
+
+    def __init__(self, eta: float):
+        self.eta = eta
+
+    def coef(self, advantage, logp, chi):
+        return sigmoid_weight(chi, self.eta) * advantage
+
+
+class CE(Estimator):
+    """Cross-entropy on the true label (the task acts with it): coefficient 1."""
+
+    name, supervised = "ce", True
+
+    def coef(self, advantage, logp, chi):
+        return torch.ones_like(advantage)
+
+
+class PMPO(Estimator):
+    """alpha * mean over preferred - (1 - alpha) * mean over rejected, as per-unit coefficients
+    of a loss later divided by all units; plus beta, pulling towards the acting policy."""
+
+    name = "pmpo"
+
+    def __init__(self, alpha: float, kl: float):
+        self.alpha, self.kl = alpha, kl
+
+    def coef(self, advantage, logp, chi):
         n = advantage.numel()
         pos, neg = (advantage > 0).to(advantage.dtype), (advantage < 0).to(advantage.dtype)
         return (self.alpha * n * pos / pos.sum().clamp(min=1)
                 - (1 - self.alpha) * n * neg / neg.sum().clamp(min=1) + self.kl)
 
-    def loss(self, coef: torch.Tensor, logp: torch.Tensor, logp_old: torch.Tensor) -> torch.Tensor:
-        """Per-unit loss terms; their sum over all units, divided by the unit count, is minimised."""
-        if self.name != "ppo":
-            return -coef * logp
+
+class PPO(Estimator):
+    """Clipped surrogate min(r U, clip(r, 1 +- eps) U), r = pi / pi_old, plus beta KL(old || new)."""
+
+    name, ratio_based = "ppo", True
+
+    def __init__(self, epochs: int, minibatches: int, clip: float, kl: float):
+        self.epochs, self.minibatches, self.clip, self.kl = epochs, minibatches, clip, kl
+
+    def loss(self, coef, logp, logp_old):
         ratio = torch.exp(logp - logp_old)
         surrogate = torch.minimum(ratio * coef, ratio.clamp(1 - self.clip, 1 + self.clip) * coef)
         # k3 estimator of KL(old || new): zero with zero gradient at ratio 1, so one epoch is PG
         kl = ratio - 1 - (logp - logp_old)
         return -surrogate + self.kl * kl
+
+
+def make_estimator(name: str, eta: float = 1.0, epochs: int = 1, minibatches: int = 1, clip: float = 0.2,
+                   kl: float = 0.0, alpha: float = 0.5) -> Estimator:
+    name = EstimatorName(name).value
+    if name == "dg":
+        return DG(eta)
+    if name == "ppo":
+        return PPO(epochs, minibatches, clip, kl)
+    if name == "pmpo":
+        return PMPO(alpha, kl)
+    return CE() if name == "ce" else PG()
+
+
+# ---------------------------------------------------------------- gates
+class Gate:
+    """Every unit passes; subclasses keep a subset. `keep(score)` -> (mask, price or None)."""
+
+    name = "none"
+
+    def keep(self, score: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | float | None]:
+        return torch.ones_like(score, dtype=torch.bool), None
+
+
+class PriceGate(Gate):
+    """Keep each unit with probability sigma((score - price) / eta): the Kondo gate."""
+
+    name = "price"
+
+    def __init__(self, price: float, eta: float):
+        self.price, self.eta = price, eta
+
+    def keep(self, score):
+        return price_gate(score, self.price, self.eta), self.price
+
+
+class QuantileGate(Gate):
+    """The price gate with the price solved per batch so that keep_rate passes in expectation;
+    at eta = 0 its limit, the top-k cut."""
+
+    name = "quantile"
+
+    def __init__(self, keep_rate: float, eta: float, ties: Ties):
+        self.keep_rate, self.eta, self.ties = keep_rate, eta, ties
+
+    def keep(self, score):
+        if self.eta == 0:
+            return topk_gate(score, self.keep_rate, self.ties), None
+        price = price_for_keep_rate(score, self.keep_rate, self.eta)
+        return price_gate(score, price, self.eta), price
+
+
+class TopKGate(Gate):
+    """Exactly the k = max(1, round(rho n)) highest-scoring units of the batch."""
+
+    name = "topk"
+
+    def __init__(self, keep_rate: float, ties: Ties):
+        self.keep_rate, self.ties = keep_rate, ties
+
+    def keep(self, score):
+        return topk_gate(score, self.keep_rate, self.ties), None
+
+
+def make_gate(name: str, price: float = 0.0, keep_rate: float | None = None, eta: float = 1.0,
+              ties: Ties = Ties.random) -> Gate:
+    name = GateName(name).value
+    if name == "auto":
+        name = "topk" if keep_rate is not None else "price"
+    if name == "price":
+        return PriceGate(price, eta)
+    if name == "quantile":
+        return QuantileGate(keep_rate, eta, Ties(ties))
+    return TopKGate(keep_rate, Ties(ties)) if name == "topk" else Gate()
+
+
+# ---------------------------------------------------------------- the pair
+class Method:
+    """An estimator through a gate. `Method("dgk", keep_rate=0.03)` builds a preset by name;
+    `estimator=` and `gate=` pick either part, e.g. Method("ppo", gate="topk", keep_rate=0.1)."""
+
+    def __init__(self, name: str = "pg", *, estimator: str | None = None, gate: str | None = None,
+                 eta: float = 1.0, price: float = 0.0, keep_rate: float | None = None,
+                 kept_weight: KeptWeight = KeptWeight.one, ties: Ties = Ties.random,
+                 signal: Signal = Signal.delight, signal_alpha: float = 0.5, delight_noise: float = 0.0,
+                 epochs: int = 1, minibatches: int = 1, clip: float = 0.2, kl: float = 0.0, alpha: float = 0.5):
+        est = estimator or PRESETS[name].value
+        if KeptWeight(kept_weight) is KeptWeight.dg and est == "pg":
+            est = "dg"
+        self.name = name
+        self.estimator = make_estimator(est, eta, epochs, minibatches, clip, kl, alpha)
+        self.gate = make_gate(gate or ("auto" if name == "dgk" else "none"), price, keep_rate, eta, ties)
+        self.signal, self.signal_alpha, self.delight_noise = Signal(signal), signal_alpha, delight_noise
+
+    @classmethod
+    def from_config(cls, cfg) -> "Method":
+        m = cfg.method
+        return cls(m.name, estimator=resolve_estimator(cfg), gate=resolve_gate(cfg), eta=m.eta, price=cfg.price,
+                   keep_rate=cfg.keep_rate, ties=m.ties, signal=m.signal, signal_alpha=m.signal_alpha,
+                   delight_noise=m.delight_noise, epochs=m.epochs, minibatches=m.minibatches, clip=m.clip,
+                   kl=m.kl, alpha=m.alpha)
+
+    @property
+    def gated(self) -> bool:
+        """Screens without autograd, then re-runs the forward pass on the rows it keeps: any gate,
+        and an estimator that passes over a batch more than once (its later epochs need fresh log pi)."""
+        return self.gate.name != "none" or isinstance(self.estimator, PPO)
+
+    @property
+    def supervised(self) -> bool:
+        return self.estimator.supervised
+
+    def keep_rate_note(self, n_units: int) -> str | None:
+        """A warning when the top-rho gate cannot keep rho of n units per step (k is rounded,
+        and at least 1), e.g. rho = 0.003 of 100 images keeps 1, an effective rate of 0.01."""
+        g = self.gate
+        if not (isinstance(g, TopKGate) or isinstance(g, QuantileGate) and g.eta == 0):
+            return None
+        k = topk_count(g.keep_rate, n_units)
+        if abs(k / n_units - g.keep_rate) <= 0.1 * g.keep_rate:
+            return None
+        return (f"keep_rate={g.keep_rate:g} keeps k = max(1, round(ρ·n)) = {k} of the {n_units} units a step "
+                f"screens: an effective keep rate of {k / n_units:.3g}; use a larger batch for a smaller rate")
+
+    def select(self, advantage: torch.Tensor, logp: torch.Tensor) -> Selection:
+        # Coefficients and gates are constants for autograd, whatever the caller passes in.
+        advantage, logp = advantage.detach(), logp.detach()
+        chi = delight(advantage, logp)
+        if self.delight_noise > 0:  # approximate delight: what the weight and the gate see
+            chi = chi * (1 + self.delight_noise * torch.randn_like(chi))
+        coef = self.estimator.coef(advantage, logp, chi)
+        if self.gate.name == "none":
+            return Selection(coef, torch.ones_like(chi, dtype=torch.bool), chi, None)
+        keep, price = self.gate.keep(screening_score(self.signal, advantage, logp, chi, self.signal_alpha))
+        coef = torch.where(keep, coef, torch.zeros_like(coef))
+        return Selection(coef, keep, chi, None if price is None else float(price))
+
+    def loss(self, coef: torch.Tensor, logp: torch.Tensor, logp_old: torch.Tensor) -> torch.Tensor:
+        return self.estimator.loss(coef, logp, logp_old)

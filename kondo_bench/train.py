@@ -13,12 +13,13 @@
 from __future__ import annotations
 
 import logging
+import os
 import random
 import sys
 import time
 from collections import deque
 from contextlib import contextmanager, nullcontext
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +30,7 @@ from tqdm import tqdm
 from . import __version__
 
 from .accounting import Counters, PhaseTimer
-from .config import resolve_gate, validate
+from .config import resolve_estimator, resolve_gate, validate
 from .errors import UserError
 from .methods import Method, Selection
 from .reliability import (FolderLock, NumericsError, NumericsGuard, StopFlag, load_checkpoint,
@@ -41,14 +42,27 @@ log = logging.getLogger(__name__)
 PLAIN = Method("pg")  # one pass, loss -coef * log pi: what every method but PPO uses
 
 
-def learn_step(task: Task, batch: Batch, sel: Selection, method: Method | None = None,
-               guard: NumericsGuard | None = None) -> tuple[int, int]:
-    """Backward passes on the kept rows only. Returns (backward rows, backward units), summed
-    over PPO's epochs (each epoch runs every kept row backward once more).
+@dataclass
+class Learned:
+    """What one learn step did. `kept_units` counts each kept unit once (the keep rate's
+    numerator); `backward_rows`/`backward_units` count every pass over them (PPO's epochs)."""
 
-    The loss is the sum of the method's per-unit terms over kept units, divided by *all*
+    backward_rows: int = 0
+    backward_units: int = 0
+    kept_units: int = 0
+    optimizer_steps: int = 0
+    reforward_rows: int = 0  # rows re-run forward (with autograd, or for fp32 old log pi)
+
+
+def learn_step(task: Task, batch: Batch, sel: Selection, method: Method | None = None,
+               guard: NumericsGuard | None = None, refresh_old: bool = False) -> Learned:
+    """Backward passes on the kept rows only, `epochs` passes of `minibatches` optimiser steps.
+
+    The loss is the sum of the estimator's per-unit terms over kept units, divided by *all*
     screened units (a constant, as in the official code), so gating changes which terms
     exist, not their scale. A minibatch is divided by its share of that count.
+    `refresh_old`: the screen ran in bf16, so a ratio-based estimator recomputes the acting
+    policy's log pi of the kept rows in fp32 first (else rounding alone moves the ratio off 1).
     """
     method = method or PLAIN
     n_rows, n_units = sel.keep.shape[0], sel.keep.numel()
@@ -57,22 +71,30 @@ def learn_step(task: Task, batch: Batch, sel: Selection, method: Method | None =
         if guard:
             guard.watch("loss", loss)
         task.learn(loss)
-        return n_rows, n_units
+        return Learned(n_rows, n_units, n_units, 1)
     row_kept = sel.keep.reshape(n_rows, -1).any(1)
     idx = row_kept.nonzero()[:, 0]
     rows = idx.numel()
     if rows == 0:
-        return 0, 0
-    kept_units = int(sel.keep.sum())
-    for _ in range(method.epochs):
-        order = idx[torch.randperm(rows, device=idx.device)] if method.minibatches > 1 else idx
-        for mb in order.chunk(method.minibatches):
+        return Learned()
+    kept_units, est = int(sel.keep.sum()), method.estimator
+    logp_old, reforward = batch.logp, 0
+    if refresh_old and est.ratio_based:
+        with torch.no_grad():
+            logp_old = batch.logp.clone()
+            logp_old[idx] = task.logp(batch, idx).to(logp_old.dtype)
+        reforward = rows
+    steps = 0
+    for _ in range(est.epochs):
+        order = idx[torch.randperm(rows, device=idx.device)] if est.minibatches > 1 else idx
+        for mb in order.chunk(est.minibatches):  # at most `minibatches`: fewer when rows are few
+            steps += 1
             logp = task.logp(batch, mb)  # the compacted forward pass, with autograd
-            loss = method.loss(sel.coef[mb], logp, batch.logp[mb]).sum() / (n_units * mb.numel() / rows)
+            loss = method.loss(sel.coef[mb], logp, logp_old[mb]).sum() / (n_units * mb.numel() / rows)
             if guard:
                 guard.watch("loss", loss)
             task.learn(loss)
-    return rows * method.epochs, kept_units * method.epochs
+    return Learned(rows * est.epochs, kept_units * est.epochs, kept_units, steps, reforward + rows * est.epochs)
 
 
 class StalePolicy:
@@ -121,8 +143,8 @@ def train(cfg, task: Task, method: Method, writer: RunWriter, device: torch.devi
     stale = StalePolicy(task, cfg.staleness) if cfg.staleness > 0 else None
     acts_with_grad = not method.gated and stale is None  # else: screen, then re-forward kept rows
     # speculative screening: a cheaper bf16 forward decides; the kept rows re-run in fp32
-    screen_cast = (torch.autocast(device.type, dtype=torch.bfloat16)
-                   if cfg.screen_precision == "bf16" and not acts_with_grad else nullcontext())
+    screen_bf16 = cfg.screen_precision == "bf16" and not acts_with_grad
+    screen_cast = torch.autocast(device.type, dtype=torch.bfloat16) if screen_bf16 else nullcontext()
     start = 0
     if resume is not None:
         start = resume["step"]
@@ -148,16 +170,16 @@ def train(cfg, task: Task, method: Method, writer: RunWriter, device: torch.devi
                     if step == start + 1 and (note := method.keep_rate_note(sel.keep.numel())):
                         log.warning(note)
                     with timer.phase("learn"):
-                        rows, units = learn_step(task, batch, sel, method, guard)
+                        learned = learn_step(task, batch, sel, method, guard, refresh_old=screen_bf16)
                 except RuntimeError:  # e.g. sampling from NaN probabilities: name the cause if numeric
                     guard.check(task.parameters(), {})
                     raise
                 if stale:
                     stale.after_step()
-                counters.record(batch.reward.numel(), rows, units, reforward=not acts_with_grad)
+                counters.record(batch.reward.numel(), learned)
                 interval["reward"] += batch.reward.sum()  # a tensor: no host sync per step
                 interval["screened_units"] += sel.keep.numel()
-                interval["kept_units"] += units
+                interval["kept_units"] += learned.kept_units
                 interval["steps"] += 1
                 if sel.price is not None:
                     interval["price"].append(sel.price)
@@ -217,6 +239,16 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)  # also seeds every CUDA device
 
 
+def set_deterministic(on: bool) -> None:
+    """torch.use_deterministic_algorithms, warn-only: an op without a deterministic kernel warns
+    once instead of failing. Free on CPU, where the same seed already gives the same metrics;
+    on CUDA it picks sorted (slower) kernels for the atomics of row-gather backward passes and
+    needs cuBLAS's fixed workspace, set here unless the environment already chose one."""
+    if on:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(on, warn_only=True)
+
+
 def run_experiment(cfg, out_dir, task_config: str | None = None) -> dict:
     """Validate, build the task and method, train, and write the summary last.
 
@@ -227,6 +259,7 @@ def run_experiment(cfg, out_dir, task_config: str | None = None) -> dict:
     device = resolve_device(cfg.device.name)
     if cfg.device.threads:
         torch.set_num_threads(cfg.device.threads)
+    set_deterministic(cfg.device.deterministic)
     with FolderLock(out_dir):  # one writer per folder, from here until the summary is written
         return _run_locked(cfg, out_dir, device, task_config)
 
@@ -265,15 +298,16 @@ def _run_locked(cfg, out_dir, device: torch.device, task_config: str | None = No
     # the task config's name (`bandit_multi`) tells the two bandits apart; task.name (`bandit`
     # for both) stays the `task` column of the tables
     task_name = task_config or cfg.task.name
-    log.info("task=%s method=%s gate=%s%s eta=%s seed=%d device=%s -> %s",
-             task_name, method.name, gate, knob, cfg.method.eta, cfg.seed, device, out_dir)
+    log.info("task=%s method=%s estimator=%s gate=%s%s eta=%s seed=%d device=%s -> %s", task_name,
+             method.name, method.estimator.name, gate, knob, cfg.method.eta, cfg.seed, device, out_dir)
     started = time.time()
     result = train(cfg, task, method, writer, device, checkpoint)
     final = writer.rows[-1] if writer.rows else {}
     values = [r[task.quality] for r in writer.rows if r.get(task.quality) is not None]
     summary = {
         "status": result["status"], "error": result["error"],
-        "task": cfg.task.name, "task_config": task_name, "method": method.name, "gate": gate,
+        "task": cfg.task.name, "task_config": task_name, "method": method.name,
+        "estimator": resolve_estimator(cfg), "gate": gate,
         "price": cfg.price if gate == "price" else None,
         "keep_rate": cfg.keep_rate if gate in ("quantile", "topk") else None,
         "eta": cfg.method.eta, "seed": cfg.seed, "cost_ratio": cfg.cost_ratio,

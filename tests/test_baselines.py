@@ -6,7 +6,7 @@ import torch
 from conftest import make_cfg
 from kondo_bench.methods import Method, screening_score, topk_gate
 from kondo_bench.tasks.bandit import BanditTask
-from kondo_bench.train import learn_step, run_experiment
+from kondo_bench.train import Learned, learn_step, run_experiment
 from test_train import TinyTask, grads
 
 
@@ -18,7 +18,7 @@ def test_ppo_one_epoch_one_minibatch_is_pg():
     ppo = Method("ppo", epochs=1, minibatches=1, kl=0.5)
     assert ppo.gated  # PPO acts without a graph and re-runs the forward pass, as the loop does
     batch.logp_grad = None
-    assert learn_step(task, batch, ppo.select(batch.advantage, batch.logp), ppo) == (64, 64)
+    assert learn_step(task, batch, ppo.select(batch.advantage, batch.logp), ppo) == Learned(64, 64, 64, 1, 64)
     assert torch.allclose(pg, grads(task), atol=1e-6)
 
 
@@ -26,7 +26,9 @@ def test_ppo_epochs_and_minibatches_count_backward_passes():
     task = TinyTask()
     batch = task.act(grad=False, supervised=False)
     ppo = Method("ppo", epochs=3, minibatches=4)
-    assert learn_step(task, batch, ppo.select(batch.advantage, batch.logp), ppo) == (192, 192)
+    # every epoch's backward passes count, each kept unit once in the keep rate, and each
+    # minibatch is an optimiser step
+    assert learn_step(task, batch, ppo.select(batch.advantage, batch.logp), ppo) == Learned(192, 192, 64, 12, 192)
     assert task.seen_rows == [16] * 12
 
 

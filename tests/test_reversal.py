@@ -122,8 +122,8 @@ def test_compacted_rows_give_the_masked_full_batch_gradient():
     batch = task.act(grad=False, supervised=False)
     batch.advantage = torch.randn(12, 1).expand(-1, 4).contiguous()  # no all-zero groups
     sel = Method("dgk", gate="topk", keep_rate=0.2).select(batch.advantage, batch.logp)
-    rows, units = learn_step(task, batch, sel)
-    assert units == 10 and rows < 12  # some rows skipped, so the re-forward really was compacted
+    learned = learn_step(task, batch, sel)
+    assert learned.kept_units == learned.backward_units == 10 and learned.backward_rows < 12  # some rows skipped, so the re-forward really was compacted
     compacted = captured["g"]
     full = task.logp(batch, torch.arange(12))
     keep_grads(-(sel.coef * sel.keep * full).sum() / 48)

@@ -9,7 +9,7 @@ from conftest import SHARED_MNIST, make_cfg, needs_mnist
 from kondo_bench.errors import UserError
 from kondo_bench.methods import Method
 from kondo_bench.tasks import Batch, Task
-from kondo_bench.train import learn_step, run_experiment
+from kondo_bench.train import Learned, learn_step, run_experiment
 
 
 class TinyTask(Task):
@@ -46,8 +46,9 @@ def test_compacted_backward_equals_masked_full_batch():
     task = TinyTask()
     batch = task.act(grad=False, supervised=False)
     sel = Method("dgk", gate="topk", keep_rate=0.25).select(batch.advantage, batch.logp)
-    rows, units = learn_step(task, batch, sel)
-    assert rows == units == 16 and task.seen_rows == [16]  # only kept rows were re-run
+    learned = learn_step(task, batch, sel)
+    assert learned.backward_rows == learned.backward_units == learned.kept_units == 16
+    assert learned.optimizer_steps == 1 and task.seen_rows == [16]  # only kept rows were re-run
     compacted = grads(task)
     # the same loss on the full batch, with the skipped rows masked out
     logp_full = task.net(task.x).log_softmax(-1).gather(-1, batch.data["action"][:, None])[:, 0]
@@ -59,7 +60,7 @@ def test_ungated_uses_the_acting_forward_pass():
     task = TinyTask()
     batch = task.act(grad=True, supervised=False)
     sel = Method("dg").select(batch.advantage, batch.logp)
-    assert learn_step(task, batch, sel) == (64, 64)
+    assert learn_step(task, batch, sel) == Learned(64, 64, 64, 1, 0)
     assert task.seen_rows == []  # no second forward pass for ungated methods
 
 
@@ -67,7 +68,7 @@ def test_nothing_kept_means_no_backward():
     task = TinyTask()
     batch = task.act(grad=False, supervised=False)
     sel = Method("dgk", gate="price", price=1e9).select(batch.advantage, batch.logp)
-    assert learn_step(task, batch, sel) == (0, 0)
+    assert learn_step(task, batch, sel) == Learned()
     assert all(p.grad is None for p in task.net.parameters())
 
 
