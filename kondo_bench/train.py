@@ -80,9 +80,9 @@ def learn_step(task: Task, batch: Batch, sel: Selection, method: Method | None =
     kept_units, est = int(sel.keep.sum()), method.estimator
     logp_old, reforward = batch.logp, 0
     if refresh_old and est.ratio_based:
-        with torch.no_grad():
-            logp_old = batch.logp.clone()
-            logp_old[idx] = task.logp(batch, idx).to(logp_old.dtype)
+        with torch.no_grad():  # float(): a bf16 screen may have returned bf16 log pi
+            logp_old = batch.logp.float()
+            logp_old[idx] = task.logp(batch, idx).float()
         reforward = rows
     steps = 0
     for _ in range(est.epochs):
