@@ -120,3 +120,15 @@ def test_refused_knob_exits_2_with_one_line(tmp_path):
     r = kb("run", "task=bandit", "method=dg", "keep_rate=0.03", f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
     assert r.returncode == 2 and r.stderr.strip().count("\n") == 0 and "Traceback" not in r.stderr
     assert "keep_rate=0.03 is ignored by method=dg" in r.stderr and not (tmp_path / "run" / "summary.json").exists()
+
+
+def test_device_deterministic_sets_torch_and_can_be_turned_off(tmp_path):
+    before = torch.are_deterministic_algorithms_enabled()
+    try:
+        run_experiment(make_cfg("task=bandit", "task.steps=2", "task.eval_every=2", "progress=false",
+                                "device.deterministic=false"), tmp_path / "off")
+        assert not torch.are_deterministic_algorithms_enabled()
+        run_experiment(make_cfg("task=bandit", "task.steps=2", "task.eval_every=2", "progress=false"), tmp_path / "on")
+        assert torch.are_deterministic_algorithms_enabled() and torch.is_deterministic_algorithms_warn_only_enabled()
+    finally:
+        torch.use_deterministic_algorithms(before)
