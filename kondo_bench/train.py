@@ -68,11 +68,15 @@ def learn_step(task: Task, batch: Batch, sel: Selection, method: Method | None =
     n_rows, n_units = sel.keep.shape[0], sel.keep.numel()
     if batch.logp_grad is not None:  # ungated: the acting forward pass already has its graph
         loss = method.loss(sel.coef, batch.logp_grad, batch.logp).sum() / n_units
+        loss = loss + _own_loss(task, batch, torch.arange(n_rows, device=sel.keep.device), n_rows)
         if guard:
             guard.watch("loss", loss)
         task.learn(loss)
         return Learned(n_rows, n_units, n_units, 1)
+    # the rows that run backward: those with a kept unit, or all when the task's own loss needs them
     row_kept = sel.keep.reshape(n_rows, -1).any(1)
+    if task.own_loss_rows == "all":
+        row_kept = torch.ones_like(row_kept)
     idx = row_kept.nonzero()[:, 0]
     rows = idx.numel()
     if rows == 0:
@@ -90,11 +94,19 @@ def learn_step(task: Task, batch: Batch, sel: Selection, method: Method | None =
         for mb in order.chunk(est.minibatches):  # at most `minibatches`: fewer when rows are few
             steps += 1
             logp = task.logp(batch, mb)  # the compacted forward pass, with autograd
-            loss = method.loss(sel.coef[mb], logp, logp_old[mb]).sum() / (n_units * mb.numel() / rows)
+            share = mb.numel() / rows  # of the step's rows: a minibatch's loss is divided by its share
+            loss = method.loss(sel.coef[mb], logp, logp_old[mb]).sum() / (n_units * share)
+            loss = loss + _own_loss(task, batch, mb, n_rows * share)
             if guard:
                 guard.watch("loss", loss)
             task.learn(loss)
     return Learned(rows * est.epochs, kept_units * est.epochs, kept_units, steps, reforward + rows * est.epochs)
+
+
+def _own_loss(task: Task, batch: Batch, rows: torch.Tensor, count: float) -> torch.Tensor | float:
+    """The task's own loss on these rows, divided like the estimator's terms (0 when it has none)."""
+    terms = task.own_loss(batch, rows)
+    return 0.0 if terms is None else terms.sum() / count
 
 
 class StalePolicy:

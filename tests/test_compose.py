@@ -132,3 +132,27 @@ def test_device_deterministic_sets_torch_and_can_be_turned_off(tmp_path):
         assert torch.are_deterministic_algorithms_enabled() and torch.is_deterministic_algorithms_warn_only_enabled()
     finally:
         torch.use_deterministic_algorithms(before)
+
+
+class OwnLossTask(TinyTask):
+    """TinyTask with a loss of its own on every row (a stand-in for a decoder's reconstruction)."""
+
+    own_loss_rows = "all"
+
+    def own_loss(self, batch, rows):
+        return self.net(self.x[rows]).pow(2).mean(-1)
+
+
+def test_a_task_loss_of_its_own_runs_beside_the_gated_terms():
+    """Through top-k, every row the task asks for is re-run, and the gradient is the masked
+    estimator terms plus the task's own loss over all rows."""
+    task = OwnLossTask()
+    batch = task.act(grad=False, supervised=False)
+    method = Method("dgk", gate="topk", keep_rate=0.25)
+    sel = method.select(batch.advantage, batch.logp)
+    learned = learn_step(task, batch, sel, method)
+    assert task.seen_rows == [64] and learned.backward_rows == 64 and learned.kept_units == 16
+    compacted = grads(task)
+    logp_full = task.net(task.x).log_softmax(-1).gather(-1, batch.data["action"][:, None])[:, 0]
+    task.learn((-(sel.coef * sel.keep * logp_full)).sum() / 64 + task.own_loss(batch, torch.arange(64)).sum() / 64)
+    assert torch.allclose(compacted, grads(task), atol=1e-6)

@@ -9,6 +9,10 @@ A task implements four things the training loop calls:
 - `logp(batch, rows)` re-runs the forward pass *with* autograd on the kept rows only,
   compacted into a smaller batch: this is where a gated step saves compute.
 - `learn(loss)` takes one optimiser step (tasks own their update rule).
+- `own_loss(batch, rows)` (optional): per-row terms of a loss of the task's own (a
+  decoder's reconstruction), added beside the estimator's; `own_loss_rows` says which
+  rows it needs: "kept" (those the gate kept) or "all" (every row then runs backward).
+- Baselines live in `tasks/baselines.py`, shared by every task.
 - `evaluate()` returns quality metrics; `quality` names the main one (lower is better).
 """
 
@@ -51,6 +55,7 @@ class Batch:
 
 class Task:
     quality: str = "error"
+    own_loss_rows: str = "kept"  # rows `own_loss` needs: "kept" (by the gate) or "all"
     checkpoint_attrs: tuple[str, ...] = ()  # extra attributes a checkpoint must carry
 
     def parameters(self) -> list[torch.Tensor]:
@@ -75,6 +80,11 @@ class Task:
 
     def logp(self, batch: Batch, rows: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
+
+    def own_loss(self, batch: Batch, rows: torch.Tensor) -> torch.Tensor | None:
+        """Per-row terms [len(rows)] of a loss of the task's own, with autograd; None: no such loss.
+        The loop adds their sum / all screened rows to the estimator's loss, as it does the terms."""
+        return None
 
     def learn(self, loss: torch.Tensor) -> None:
         self.optimizer.zero_grad(set_to_none=True)

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from . import Batch, Task, rows_of, sample_categorical
+from .baselines import constant
 
 
 def misalignment(g: torch.Tensor, g_true: torch.Tensor) -> float:
@@ -88,7 +89,7 @@ class BanditTask(Task):
             reward = reward + self.noise_std[context, action] * torch.randn_like(reward)
         with torch.set_grad_enabled(grad):
             logp = self._logp(context, action)
-        return Batch(logp.detach(), reward - self.cfg.baseline, reward, logp if grad else None,
+        return Batch(logp.detach(), reward - constant(reward, self.cfg.baseline), reward, logp if grad else None,
                      {"context": context, "action": action})
 
     def logp(self, batch: Batch, rows: torch.Tensor) -> torch.Tensor:

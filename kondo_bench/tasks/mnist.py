@@ -15,6 +15,7 @@ from torch import nn
 
 from ..data import load_mnist
 from . import Batch, Task, rows_of, sample_categorical
+from .baselines import expected_reward
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ class MnistTask(Task):
             probs = logits_all.detach().exp()
             action = y if supervised else sample_categorical(probs)
             reward = (action == y).float()
-            baseline = (probs * probs).sum(-1)
+            baseline = expected_reward(probs)
         logp = logits_all.gather(-1, action[:, None])[:, 0]
         return Batch(logp.detach(), reward - baseline, reward, logp if grad else None,
                      {"x": x, "action": action})

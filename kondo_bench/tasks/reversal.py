@@ -41,6 +41,7 @@ from ..config import SCORINGS, VARIANTS
 from ..config import validate_reversal as _validate
 from ..errors import UserError
 from . import Batch, Task
+from .baselines import grouped_advantage  # noqa: F401  (also imported from here by scripts and tests)
 
 
 
@@ -70,12 +71,6 @@ def reward_of(answer: torch.Tensor, target: torch.Tensor, scoring: str = "fracti
     if kappa == 1:
         return score
     return kappa * score + (1 - kappa) * correct.min(-1).values
-
-
-def grouped_advantage(reward: torch.Tensor, group: int) -> torch.Tensor:
-    """U = R - mean R of the same prompt's samples; rows are prompt-major: [P * group] -> same."""
-    r = reward.reshape(-1, group)
-    return (r - r.mean(-1, keepdim=True)).reshape(-1)
 
 
 # ---- the policy ----
