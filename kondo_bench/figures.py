@@ -37,6 +37,7 @@ from typing import Callable
 import numpy as np
 import pandas as pd
 
+from .errors import UserError
 from .reliability import NOT_RESULTS, result_config
 from .sweeps import SweepTables, load_sweep, read_job, series_keys, write_table
 
@@ -50,6 +51,20 @@ class Budget:
     extra: tuple = ()  # more overrides at this scale (test: a cheaper evaluation)
 
 
+def default_budget(task: str) -> Budget:
+    """A task's own budget: steps and eval_every of conf/task/<task>.yaml (else its schema's), one seed."""
+    import yaml
+
+    from .config import TASKS, TaskConfig
+
+    path = Path(__file__).parent / "conf" / "task" / f"{task}.yaml"
+    if not path.exists():
+        raise UserError(f"no task '{task}': conf/task/ has {', '.join(sorted(p.stem for p in path.parent.glob('*.yaml')))}")
+    own = yaml.safe_load(path.read_text()) or {}
+    schema = TASKS.get(own.get("name", task), (TaskConfig, None))[0]()
+    return Budget(own.get("steps", schema.steps), own.get("eval_every", schema.eval_every), 1)
+
+
 @dataclass(frozen=True)
 class Scale:
     """How big each task's runs are: `test` (a smoke test of every figure's pipeline: tiny runs,
@@ -60,8 +75,9 @@ class Scale:
     budgets: dict
 
     def task(self, task: str, seeds: int | None = None) -> tuple[str, ...]:
-        """Overrides for `task` at this scale: steps, evaluation interval and the seeds."""
-        b = self.budgets[task]
+        """Overrides for `task` at this scale: steps, evaluation interval and the seeds. A task
+        this scale does not list runs its own config's steps and eval_every with one seed."""
+        b = self.budgets[task] if task in self.budgets else default_budget(task)
         return (f"task={task}", f"task.steps={b.steps}", f"task.eval_every={b.eval_every}",
                 "seed=" + ",".join(str(i) for i in range(seeds or b.seeds)), *b.extra)
 

@@ -21,20 +21,20 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from .sweeps import load_sweep, pareto_front, series_keys  # noqa: E402
+from .tasks import quality_labels  # noqa: E402
 
 METHOD_NAMES = {"pg": "PG", "dg": "DG", "dgk": "DG-K", "ce": "CE (oracle)", "ppo": "PPO", "pmpo": "PMPO"}
 METHOD_ORDER = {"pg": 0, "ppo": 0.3, "pmpo": 0.6, "dg": 1, "dgk": 2, "ce": 3}
 FIXED_STYLE = {"pg": ("0.3", "s"), "dg": ("C0", "D"), "ce": ("C2", "*"), "ppo": ("olive", "P"), "pmpo": ("saddlebrown", "X")}
 GATED_COLORS = ["C1", "C3", "C4", "C5", "C6", "C8", "C9", "C7"]
-QUALITY_LABELS = {"test_error": "test error", "error": "error 1 − π(y*)", "seq_error": "sequence error",
-                  "misalignment": "misalignment 1 − cos(ĝ, g*)"}
 TRADEOFF_AXES = [("backward_samples", "backward samples"),
                  ("cost", "modelled cost (forward-equivalents, c = {c})"),
                  ("train_seconds", "wall-clock (s)")]
 
 
 def quality_label(metric: str) -> str:
-    return QUALITY_LABELS.get(metric, metric.replace("_", " "))
+    """The task's own label for its metric (Task.quality_labels), else the metric's name."""
+    return quality_labels().get(metric, metric.replace("_", " "))
 
 
 def aggregate(df: pd.DataFrame, keys: list[str], values: list[str], by: tuple[str, ...] = ()) -> pd.DataFrame:

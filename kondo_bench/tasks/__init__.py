@@ -18,6 +18,8 @@ A task implements four things the training loop calls:
 
 from __future__ import annotations
 
+import functools
+import importlib
 from dataclasses import dataclass, field
 
 import torch
@@ -55,6 +57,7 @@ class Batch:
 
 class Task:
     quality: str = "error"
+    quality_labels: dict = {}  # metric -> axis label, for the plots (else the metric's name)
     own_loss_rows: str = "kept"  # rows `own_loss` needs: "kept" (by the gate) or "all"
     checkpoint_attrs: tuple[str, ...] = ()  # extra attributes a checkpoint must carry
 
@@ -99,15 +102,26 @@ class Task:
         return {}
 
 
+def task_class(name: str) -> type[Task]:
+    """The class registered for a task schema name in config.TASKS."""
+    from ..config import TASKS
+
+    if name not in TASKS:
+        raise UserError(f"unknown task '{name}': use one of {', '.join(f'task={t}' for t in TASKS)}")
+    module, cls = TASKS[name][1].split(":")
+    return getattr(importlib.import_module(module), cls)
+
+
 def make_task(cfg, device: torch.device) -> Task:
-    name = cfg.task.name
-    if name == "bandit":
-        from .bandit import BanditTask
-        return BanditTask(cfg.task, device)
-    if name == "mnist":
-        from .mnist import MnistTask
-        return MnistTask(cfg.task, device)
-    if name == "reversal":
-        from .reversal import ReversalTask
-        return ReversalTask(cfg.task, device)
-    raise UserError(f"unknown task '{name}': use task=bandit, task=mnist or task=reversal")
+    return task_class(cfg.task.name)(cfg.task, device)
+
+
+@functools.cache
+def quality_labels() -> dict[str, str]:
+    """Axis labels of every registered task's metrics, from the tasks themselves."""
+    from ..config import TASKS
+
+    labels = {}
+    for name in TASKS:
+        labels.update(task_class(name).quality_labels)
+    return labels

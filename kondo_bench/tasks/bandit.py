@@ -56,6 +56,8 @@ class NormalisedStep(torch.optim.Optimizer):
 
 class BanditTask(Task):
     checkpoint_attrs = ("_misalign", "_misalign_ce")
+    quality_labels = {"error": "error 1 − π(y*)", "misalignment": "misalignment 1 − cos(ĝ, g*)"}
+
     def __init__(self, cfg, device: torch.device):
         self.cfg, self.device = cfg, device
         n, k = cfg.contexts, cfg.arms

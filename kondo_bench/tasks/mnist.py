@@ -31,6 +31,7 @@ def mlp(sizes: list[int]) -> nn.Sequential:
 
 class MnistTask(Task):
     quality = "test_error"
+    quality_labels = {"test_error": "test error"}
 
     def __init__(self, cfg, device: torch.device):
         self.cfg, self.device = cfg, device

@@ -190,6 +190,7 @@ def adam(net: nn.Module, lr: float) -> torch.optim.Adam:
 
 class ReversalTask(Task):
     quality = "seq_error"
+    quality_labels = {"seq_error": "sequence error"}
     checkpoint_attrs = ("train_reward", "train_episodes", "eval_rng")
 
     def __init__(self, cfg, device: torch.device):
