@@ -39,7 +39,7 @@ import pandas as pd
 
 from .errors import UserError
 from .reliability import NOT_RESULTS, result_config
-from .sweeps import SweepTables, load_sweep, read_job, series_keys, write_table
+from .sweeps import SweepTables, load_sweep, preset_defaults, read_job, series_keys, write_table
 
 
 # ---------------------------------------------------------------- scales and specs
@@ -530,12 +530,22 @@ def _draw_reversal(d: FigureData) -> list[Path]:
 
     axes = [("forward_samples", "forward samples", False), ("backward_samples", "backward samples (sequences)", True),
             ("backward_units", "backward tokens", True)]
-    n = _seeds(d.runs)
+    n, size = _seeds(d.runs), f"H = {config_values(d.runs, 'task.horizon')}, M = {config_values(d.runs, 'task.vocab')}"
     return plot_curves(d.curves, series_keys(d.runs), d.stem(), axes_spec=axes,
-                       title=f"Token reversal (Fig 8), H = 10, M = 2: sequence error "
+                       title=f"Token reversal (Fig 8), {size}: sequence error "
                              f"(mean over {n} seeds ± 1 s.e.)") + plot_tradeoff(
-        d.runs, d.stem("_pareto"), title="Token reversal, H = 10, M = 2: final sequence error against cost, "
+        d.runs, d.stem("_pareto"), title=f"Token reversal, {size}: final sequence error against cost, "
         f"with a random gate at equal keep rates; mean over {n} seeds ± 1 s.e.")
+
+
+def config_values(runs: pd.DataFrame, key: str) -> str:
+    """The values of a config column across runs ('10', or '8, 12'), for titles; a table that
+    lacks the column (written before configs were flattened) takes each run's preset default."""
+    if key in runs:
+        values = runs[key]
+    else:
+        values = pd.Series([preset_defaults(str(t), str(m)).get(key) for t, m in zip(runs["task"], runs["method"])])
+    return ", ".join(f"{v:g}" if isinstance(v, float) else str(v) for v in sorted(values.dropna().unique()))
 
 
 register(Figure("bandit", "bandit: misalignment and error against steps, PG, DG and DG-K at several prices",

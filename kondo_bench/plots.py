@@ -20,7 +20,7 @@ import matplotlib.ticker as mticker  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from .sweeps import load_sweep, pareto_front, series_keys  # noqa: E402
+from .sweeps import load_sweep, pareto_front, preset_defaults, series_keys  # noqa: E402
 from .tasks import quality_labels  # noqa: E402
 
 METHOD_NAMES = {"pg": "PG", "dg": "DG", "dgk": "DG-K", "ce": "CE (oracle)", "ppo": "PPO", "pmpo": "PMPO"}
@@ -59,9 +59,13 @@ def _fmt(v) -> str:
     return f"{v:g}" if isinstance(v, (float, np.floating)) else str(v)
 
 
+def gated(row) -> bool:
+    return isinstance(row["gate"], str) and row["gate"] != "none"
+
+
 def gate_value(row) -> str:
-    """'ρ=0.03' or 'λ=0.1' for a gated run, '' otherwise."""
-    if row["method"] != "dgk":
+    """'ρ=0.03' or 'λ=0.1' for a gated run (any estimator), '' otherwise."""
+    if not gated(row):
         return ""
     if row["gate"] in ("topk", "quantile"):
         return f"ρ={_fmt(row['keep_rate'])}"
@@ -78,14 +82,28 @@ def _extras(row, varying: list[str], eta_methods=()) -> str:
     so a run left at its default reads 'DG-K ρ=0.03' beside 'DG-K ρ=0.03, signal=random');
     η only for the methods in eta_methods."""
     parts = [f"{'η' if k == 'eta' else k.split('.')[-1]}={_fmt(row[k])}" for k in varying
-             if not pd.isna(row[k]) and (k != "eta" or row["method"] in eta_methods and not _ignores_eta(row))]
+             if not _at_default(row, k) and (k != "eta" or row["method"] in eta_methods and not _ignores_eta(row))]
     return "".join(", " + p for p in parts)
+
+
+def _at_default(row, key: str) -> bool:
+    """A value no one typed: missing, or the one its task and method preset give it."""
+    value = row[key]
+    if not isinstance(value, str) and pd.isna(value):
+        return True
+    if key == "eta":  # shown or not by the eta rule in _extras
+        return False
+    default = preset_defaults(str(row.get("task")), str(row.get("method"))).get(key, _NO_DEFAULT)
+    return default is not _NO_DEFAULT and _fmt(default) == _fmt(value)
+
+
+_NO_DEFAULT = object()
 
 
 def family(row, varying: list[str], eta_methods=()) -> str:
     """A configuration's name without its price or keep rate: 'DG-K (top-ρ)', 'DG-K (price λ), η=0'."""
     name = METHOD_NAMES.get(row["method"], row["method"])
-    if row["method"] == "dgk":
+    if gated(row):
         name += {"topk": " (top-ρ)", "quantile": " (quantile ρ)", "price": " (price λ)"}.get(row["gate"], "")
     return name + _extras(row, varying, eta_methods)
 
@@ -93,7 +111,7 @@ def family(row, varying: list[str], eta_methods=()) -> str:
 def label(row, varying: list[str], eta_methods=()) -> str:
     """A configuration's full name: 'PG', 'DG-K ρ=0.03', 'DG-K λ=0, η=0'."""
     name = METHOD_NAMES.get(row["method"], row["method"])
-    if row["method"] == "dgk":
+    if gated(row):
         name += " " + gate_value(row) + (" (quantile)" if row["gate"] == "quantile" else "")
     return name + _extras(row, varying, eta_methods)
 

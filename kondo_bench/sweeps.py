@@ -5,8 +5,10 @@ A job folder is any folder holding `summary.json`, `metrics.jsonl` or `.hydra/co
 once and returns three pandas tables:
 
 - `runs`: one row per *complete* job (summary.json with status complete): its config
-  (task, method, gate, price, keep_rate, eta, seed, cost_ratio, device, plus every key the
-  job's `.hydra/overrides.yaml` set, typed from the resolved config) and its results;
+  (task, method, gate, price, keep_rate, eta, seed, cost_ratio, device, plus every other key
+  of the resolved config as a dotted column, `task.horizon`, `method.signal`, whether or not
+  the job typed it; keys that do not change results, such as `resume`, are left out) and
+  its results;
 - `incomplete`: every other job, with the reason (no summary, status interrupted, ...);
   never mixed into `runs`;
 - `curves`: the metrics rows of the complete jobs, with the same config columns.
@@ -17,6 +19,7 @@ Plots and figures take these tables; nothing re-parses the run folders.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import os
@@ -27,17 +30,20 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from .reliability import NOT_RESULTS
 from .results import METRICS, SUMMARY, read_metrics
 
-# Config columns every row has; override keys add more (e.g. `task.steps`, `method.eta`).
+# Config columns every row has; the flattened config adds the rest (e.g. `task.steps`, `method.signal`).
 CONFIG_COLUMNS = ["task", "method", "gate", "price", "keep_rate", "eta", "seed", "cost_ratio", "device"]
 RESULT_COLUMNS = ["status", "quality_metric", "final_quality", "best_quality", "forward_samples",
                   "backward_samples", "backward_units", "reforward_samples", "backward_fraction",
                   "cost", "cost_with_reforward", "optimizer_steps", "steps", "train_seconds", "wall_seconds"]
 META_COLUMNS = ["run", "sweep"]  # where a row came from, not what it ran
 DATA_COLUMNS = ["data_source", "train_images", "eval_images"]  # from the summary, where a task has data
-# Override keys already carried by a config column (`method.eta` is `eta`).
-_ALIASES = {"method", "method.name", "method.eta", "method.gate", "task.name", "device", "device.name"}
+# Config keys already carried by a config column (`method.eta` is `eta`; `gate` is the resolved
+# method.gate), and keys that do not change what a run computes.
+_ALIASES = {"method", "method.name", "method.eta", "method.gate", "task.name", "device", "device.name",
+            *NOT_RESULTS}
 # Metrics-row keys that would shadow a config column: renamed in `curves`.
 _ROW_RENAMES = {"keep_rate": "interval_keep_rate", "price": "interval_price"}
 
@@ -84,6 +90,37 @@ def _select(config: dict, dotted: str):
             return None
         node = node[part]
     return node
+
+
+def config_columns(config: dict, prefix: str = "") -> dict:
+    """The resolved config flattened to dotted columns (`task.horizon`, `method.signal`), so that
+    a key no job of a sweep typed is still a column; lists become strings."""
+    cols = {}
+    for key, value in config.items():
+        dotted = prefix + str(key)
+        if isinstance(value, dict):
+            cols.update(config_columns(value, dotted + "."))
+        elif dotted not in CONFIG_COLUMNS and dotted not in _ALIASES:
+            cols[dotted] = str(value) if isinstance(value, list) else value
+    return cols
+
+
+@functools.lru_cache(maxsize=None)
+def preset_defaults(task: str, method: str) -> dict:
+    """The config columns of `kondo-bench run task=TASK method=METHOD` with nothing else set:
+    what a run of that pair reads when no one typed a key ({} for a pair with no YAML)."""
+    from hydra import compose, initialize_config_module
+    from omegaconf import OmegaConf
+
+    from .config import register
+
+    register()
+    try:
+        with initialize_config_module("kondo_bench.conf", version_base="1.3"):
+            cfg = compose("config", overrides=[f"task={task}", f"method={method}"])
+    except Exception:  # noqa: BLE001  an unknown name: no defaults, every value is shown
+        return {}
+    return config_columns(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))
 
 
 def _override_columns(job: Path, config: dict) -> dict:
@@ -137,6 +174,7 @@ def read_job(job: Path, root: Path) -> tuple[dict | None, dict | None, list[dict
     row = {
         "run": run,
         **{k: summary.get(k) for k in CONFIG_COLUMNS},
+        **config_columns(config),
         **_override_columns(job, config),
         "status": summary["status"],
         "quality_metric": summary.get("quality_metric"),
@@ -194,12 +232,17 @@ def _numeric(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def series_keys(runs: pd.DataFrame) -> list[str]:
-    """The columns that say what a job ran (config and override keys), seed and origin excluded.
+    """The columns that say what a job ran: the config columns (seed excluded), and each other
+    config key that varies among runs of the same task and method (a key a preset fixes, such
+    as PPO's epochs, or one every run shares, tells no series apart).
 
     Jobs equal on these are seeds of one configuration: one point, or one line, in a plot.
     """
     skip = set(RESULT_COLUMNS) | set(META_COLUMNS) | set(DATA_COLUMNS) | {"seed"}
-    return [c for c in runs.columns if c not in skip]
+    base = [c for c in CONFIG_COLUMNS if c in runs and c not in skip]
+    groups = runs.groupby([c for c in ("task", "method") if c in runs], dropna=False) if len(runs) else None
+    return base + [c for c in runs.columns if c not in skip and c not in base and groups is not None
+                   and groups[c].nunique(dropna=False).gt(1).any()]
 
 
 def pareto_front(df: pd.DataFrame, x: str, y: str) -> pd.DataFrame:

@@ -157,3 +157,25 @@ def test_back_to_back_sweeps_get_different_folders(tmp_path):
     assert len(folders) == 2, folders
     assert all(re.fullmatch(r"\d\d-\d\d-\d\d-\d{6}", f.name) for f in folders)  # microseconds in the name
     assert all((f / "0" / "summary.json").exists() for f in folders)
+
+
+def test_columns_come_from_the_resolved_config_and_a_figure_draws_keys_no_run_set(tmp_path):
+    """Runs that never typed task.reward_noise or method.signal still carry them (the config is
+    flattened), a key that does not change results is no series key, and the gambling figure,
+    which reads task.reward_noise, draws from them."""
+    from conftest import make_cfg
+    from kondo_bench.figure_specs import _draw_gambling
+    from kondo_bench.sweeps import series_keys
+    from kondo_bench.train import run_experiment
+
+    for i, (method, signal) in enumerate((("pg", None), ("dgk", "delight"), ("dgk", "random"))):
+        extra = ("keep_rate=0.1", f"method.signal={signal}") if signal else ()
+        run_experiment(make_cfg("task=bandit", "task.steps=4", "task.eval_every=2", "progress=false",
+                                "resume=false", f"method={method}", *extra), tmp_path / "runs" / str(i))
+    t = load_sweep(tmp_path / "runs")
+    assert {"task.reward_noise", "method.signal", "method.estimator", "task.arms"} <= set(t.runs.columns)
+    assert "resume" not in t.runs.columns and "progress" not in t.runs.columns
+    keys = series_keys(t.runs)
+    assert "method.signal" in keys and "task.reward_noise" not in keys and "method.estimator" not in keys
+    data = figures.FigureData("gambling", figures.SCALES["test"], tmp_path, t.runs, t.curves, t.incomplete)
+    assert [p.suffix for p in _draw_gambling(data)] == [".png", ".pdf"]
