@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import UserError
-from .reliability import NOT_RESULTS, result_config
+from .reliability import NOT_RESULTS, result_config, upgraded
 from .sweeps import SweepTables, load_sweep, preset_defaults, read_job, series_keys, write_table
 
 
@@ -204,7 +204,7 @@ def is_done(job: Job, extra: list[str]) -> bool:
     if summary.get("status") != "complete":
         return False
     if job.config is not None:
-        return _canonical(summary.get("result_config") or {}) == job.config
+        return _canonical(upgraded(summary.get("result_config") or {})) == job.config
     import yaml
 
     def relevant(overrides):

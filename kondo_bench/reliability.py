@@ -86,6 +86,25 @@ def result_config(cfg) -> dict:
     return {k: v for k, v in c.items() if k not in NOT_RESULTS}
 
 
+def upgraded(stored: dict) -> dict:
+    """A result config stored before estimators and gates were split (issue 13), in today's
+    keys, so that a finished run of the same computation is still recognised: its method had
+    no `estimator` (the preset's), every preset but dgk was ungated whatever `gate` said, and
+    there was no device.deterministic (CPU results do not change with it). PPO's are left
+    as they were: their metrics rows carry the old, wrong keep rate, so they are run again."""
+    method = stored.get("method")
+    if not isinstance(method, dict) or "estimator" in method or method.get("name") == "ppo":
+        return stored
+    from .config import PRESETS
+
+    if method.get("name") not in PRESETS:
+        return stored
+    gate = method.get("gate") if method.get("name") == "dgk" else "none"
+    device = {"deterministic": True, **(stored.get("device") or {})}
+    return {**stored, "method": {**method, "estimator": PRESETS[method["name"]].value, "gate": gate},
+            "device": device}
+
+
 def rng_state() -> dict:
     state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
     if torch.cuda.is_available():
@@ -124,7 +143,7 @@ def load_checkpoint(out_dir: Path, config: dict) -> dict | None:
     except Exception as e:  # noqa: BLE001 - any unreadable file means the same: start over
         log.warning("ignoring unreadable %s (%s); the run starts from step 0", path, e)
         return None
-    return state if state.get("result_config") == config else None
+    return state if upgraded(state.get("result_config") or {}) == config else None
 
 
 def remove_stale_temporaries(out_dir: Path) -> None:

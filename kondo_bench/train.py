@@ -34,7 +34,8 @@ from .config import resolve_estimator, resolve_gate, validate
 from .errors import UserError
 from .methods import Method, Selection
 from .reliability import (FolderLock, NumericsError, NumericsGuard, StopFlag, load_checkpoint,
-                          remove_stale_temporaries, result_config, rng_state, save_checkpoint, set_rng_state)
+                          remove_stale_temporaries, result_config, rng_state, save_checkpoint, set_rng_state,
+                          upgraded)
 from .results import SUMMARY, RunWriter, read_metrics, read_summary
 from .tasks import Batch, Task, make_task
 
@@ -280,7 +281,7 @@ def refuse_other_config(out_dir, cfg) -> dict | None:
     """The folder's complete summary if it is a run of this config; UserError if of another."""
     prior = read_summary(out_dir) if (Path(out_dir) / SUMMARY).is_file() else None
     if prior and prior.get("status") == "complete" and cfg.resume:
-        if prior.get("result_config") == result_config(cfg):
+        if upgraded(prior.get("result_config") or {}) == result_config(cfg):
             return prior
         raise UserError(f"{out_dir} already holds a complete run of a different config; choose another "
                         "folder (hydra.run.dir=... or hydra.sweep.dir=...) or pass resume=false to overwrite it")

@@ -156,3 +156,22 @@ def test_a_task_loss_of_its_own_runs_beside_the_gated_terms():
     logp_full = task.net(task.x).log_softmax(-1).gather(-1, batch.data["action"][:, None])[:, 0]
     task.learn((-(sel.coef * sel.keep * logp_full)).sum() / 64 + task.own_loss(batch, torch.arange(64)).sum() / 64)
     assert torch.allclose(compacted, grads(task), atol=1e-6)
+
+
+def test_a_run_finished_before_the_split_is_still_recognised(tmp_path):
+    """A summary written before method.estimator and device.deterministic existed (and with
+    gate auto on every preset) is the same computation: a rerun skips it. PPO's reruns."""
+    args = ("task=bandit", "task.steps=2", "task.eval_every=2", "progress=false")
+    for method, skipped in (("pg", True), ("ppo", False)):
+        out = tmp_path / method
+        run_experiment(make_cfg(*args, f"method={method}"), out)
+        summary = json.loads((out / "summary.json").read_text())
+        old = summary["result_config"]
+        del old["method"]["estimator"], old["device"]["deterministic"]
+        old["method"]["gate"] = "auto"
+        (out / "summary.json").write_text(json.dumps(summary))
+        if skipped:
+            assert run_experiment(make_cfg(*args, f"method={method}"), out).get("skipped")
+        else:
+            with pytest.raises(UserError, match="different config"):
+                run_experiment(make_cfg(*args, f"method={method}"), out)
