@@ -198,10 +198,21 @@ class DeviceConfig:
 
 
 @dataclass
+class LoggerConfig:
+    """Live views of a run's metrics rows, written at evaluations (kondo_bench/loggers.py)."""
+
+    tensorboard: Optional[bool] = None  # event files in the run folder; null: on where tensorboard is installed
+    wandb: bool = False  # one Weights & Biases run per job, grouped by sweep folder (pip install 'kondo-bench[wandb]')
+    wandb_project: str = "kondo-bench"
+    wandb_mode: Optional[str] = None  # online | offline; null: WANDB_MODE, else online only with an API key and network
+
+
+@dataclass
 class Config:
     task: Any = MISSING
     method: Any = MISSING
     device: DeviceConfig = field(default_factory=DeviceConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
     seed: int = num(0, f"[0, {2**32 - 1}]", "drives Python, NumPy and torch")
     price: float = num(0.0, ">= 0", "lambda, the compute price of a backward pass (gate price)")
     keep_rate: Optional[float] = num(None, "(0, 1]", "rho: a fixed fraction of units passes (gates quantile, topk); e.g. 0.03")
@@ -240,6 +251,7 @@ def register() -> None:
         cs.store(group="schema/task", name=name, node=schema)
     cs.store(group="schema/method", name="method", node=MethodConfig)
     cs.store(group="schema/device", name="device", node=DeviceConfig)
+    cs.store(group="schema/logger", name="logger", node=LoggerConfig)
 
 
 def resolve_estimator(cfg) -> str:
@@ -329,6 +341,8 @@ def validate(cfg) -> None:
          f"(got {cfg.checkpoint_every})")
     need(cfg.screen_precision in ("fp32", "bf16"),
          f"screen_precision must be fp32 or bf16 (got '{cfg.screen_precision}')")
+    need(cfg.logger.wandb_mode in (None, "online", "offline"),
+         f"logger.wandb_mode must be online, offline or null (got '{cfg.logger.wandb_mode}')")
     gate = resolve_gate(cfg)
     if gate in ("quantile", "topk"):
         need(cfg.keep_rate is not None, f"method.gate={gate} needs keep_rate, e.g. keep_rate=0.03")

@@ -208,7 +208,7 @@ def is_done(job: Job, extra: list[str]) -> bool:
     import yaml
 
     def relevant(overrides):
-        return sorted(o for o in overrides if not _is_hydra(o) and o.split("=")[0] not in NOT_RESULTS)
+        return sorted(o for o in overrides if not _is_hydra(o) and o.lstrip("+~").split("=")[0].split(".")[0] not in NOT_RESULTS)
 
     ran = yaml.safe_load((job.folder / ".hydra" / "overrides.yaml").read_text()) or []
     return relevant(ran) == relevant(job.overrides + extra)

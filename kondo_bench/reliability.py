@@ -32,7 +32,7 @@ from .errors import UserError
 log = logging.getLogger(__name__)
 
 CHECKPOINT = "checkpoint.pt"
-NOT_RESULTS = ("progress", "resume", "checkpoint_every")  # keys that do not change what a run computes
+NOT_RESULTS = ("progress", "resume", "checkpoint_every", "logger")  # keys that do not change what a run computes
 
 
 class NumericsError(Exception):

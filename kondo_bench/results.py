@@ -66,14 +66,30 @@ class RunWriter:
         except OSError as e:
             raise UserError(f"cannot write results to {self.dir} ({e.strerror or e}); "
                             "choose a writable folder with hydra.run.dir=... (or hydra.sweep.dir=...)") from e
+        self.views: list = []  # live views of the rows (kondo_bench/loggers.py): TensorBoard, W&B
+
+    def attach(self, views: list) -> None:
+        """Feed these views the rows so far (a resume's kept rows), then every new row."""
+        self.views = list(views)
+        for row in self.rows:
+            for view in self.views:
+                view.log(row)
 
     def append(self, row: dict) -> None:
         row = _clean(row)
         self.rows.append(row)
         self._metrics.write(json.dumps(row) + "\n")
         self._metrics.flush()
+        for view in self.views:
+            view.log(row)
+
+    def close_views(self, status: str | None = None) -> None:
+        views, self.views = self.views, []
+        for view in views:
+            view.close(status)
 
     def finish(self, summary: dict) -> None:
+        self.close_views(summary.get("status"))
         self._metrics.close()
         atomic_write_json(self.dir / SUMMARY, summary)
 

@@ -30,6 +30,7 @@ from tqdm import tqdm
 from . import __version__
 
 from .accounting import Counters, PhaseTimer
+from . import loggers
 from .config import resolve_estimator, resolve_gate, validate
 from .errors import UserError
 from .methods import Method, Selection
@@ -269,6 +270,7 @@ def run_experiment(cfg, out_dir, task_config: str | None = None) -> dict:
     config is skipped, and a folder with a checkpoint of the same config continues from it.
     """
     validate(cfg)
+    views = loggers.requested(cfg)  # a missing package stops the run now, naming the install
     device = resolve_device(cfg.device.name)
     if cfg.device.threads:
         torch.set_num_threads(cfg.device.threads)
@@ -313,8 +315,13 @@ def _run_locked(cfg, out_dir, device: torch.device, task_config: str | None = No
     task_name = task_config or cfg.task.name
     log.info("task=%s method=%s estimator=%s gate=%s%s eta=%s seed=%d device=%s -> %s", task_name,
              method.name, method.estimator.name, gate, knob, cfg.method.eta, cfg.seed, device, out_dir)
+    writer.attach(loggers.open_views(views, cfg, out_dir))
     started = time.time()
-    result = train(cfg, task, method, writer, device, checkpoint)
+    try:
+        result = train(cfg, task, method, writer, device, checkpoint)
+    except BaseException:
+        writer.close_views("failed")
+        raise
     final = writer.rows[-1] if writer.rows else {}
     values = [r[task.quality] for r in writer.rows if r.get(task.quality) is not None]
     summary = {
