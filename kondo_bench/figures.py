@@ -38,6 +38,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import UserError
+from .progress import Progress
 from .reliability import NOT_RESULTS, result_config, upgraded
 from .sweeps import SweepTables, load_sweep, preset_defaults, read_job, series_keys, write_table
 
@@ -232,8 +233,10 @@ def grids(jobs: list[list[str]]) -> list[list[str]]:
     return [[*rest[:i], f"{key}={','.join(values)}", *rest[i:]] for rest, values in groups.items()]
 
 
-def launch(sweep_dir: Path, overrides: list[str], exclude: list[str], verbose: bool) -> int:
-    """One multirun through the real command line; its output goes to sweep_dir/launch.log."""
+def launch(sweep_dir: Path, overrides: list[str], exclude: list[str], verbose: bool,
+           progress: Progress | None = None) -> int:
+    """One multirun through the real command line; its output goes to sweep_dir/launch.log,
+    and each job's end to `progress`."""
     # resume=false: these jobs were found not done, so an old run of another config is replaced
     cmd = [sys.executable, "-m", "kondo_bench.cli", "run", "-m", *overrides, "resume=false",
            f"hydra.sweep.dir={sweep_dir}", "hydra.sweep.subdir=${hydra.job.override_dirname}",
@@ -241,6 +244,7 @@ def launch(sweep_dir: Path, overrides: list[str], exclude: list[str], verbose: b
     # One thread per job: the runs are small, and parallel launchers then use one core each.
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
     sweep_dir.mkdir(parents=True, exist_ok=True)
+    say = progress.write if progress else lambda text: print(text, flush=True)
     tail: list[str] = []
     with open(sweep_dir / "launch.log", "a") as log, \
             subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env) as proc:
@@ -249,27 +253,44 @@ def launch(sweep_dir: Path, overrides: list[str], exclude: list[str], verbose: b
             log.write(line)
             tail = (tail + [line.rstrip()])[-20:]
             if verbose or line.startswith(("complete:", "interrupted:", "kondo-bench: error")):
-                print("    " + line.rstrip(), flush=True)
+                say("    " + line.rstrip())
+            if progress and line.startswith(JOB_ENDS):
+                progress.ended(ok=line.startswith("complete:"))
     if proc.returncode != 0 and not verbose:
-        print("    " + "\n    ".join(tail), file=sys.stderr)
+        say("    " + "\n    ".join(tail))
     return proc.returncode
 
 
+JOB_ENDS = ("complete:", "interrupted:", "kondo-bench: error: run failed")  # one line per job that ended
+
+
 def run_sweeps(fig: Figure, scale: Scale, runs_root: Path, extra: list[str], verbose: bool = False) -> tuple[list[Job], int]:
-    """Launch what is not done yet; returns every job of the figure and the number of failed launches."""
-    all_jobs, failed = [], 0
+    """Launch what is not done yet; returns every job of the figure and the number of failed launches.
+    Shows jobs done / total, failed and an ETA over the figure's jobs (kondo_bench/progress.py)."""
+    plans, failed = [], 0
     for sweep in fig.sweeps(scale):
         grid, constant = expand(sweep.overrides)
         exclude = constant + [o.key_or_group for o in _parse(extra)]
         root = runs_root / sweep.name
         jobs = [Job(j, job_folder(root, j, exclude), resolved_config(j + extra)) for j in grid]
         todo = [j for j in jobs if not is_done(j, extra)]
-        all_jobs += jobs
+        plans.append((sweep, root, exclude, jobs, todo))
         print(f"[{fig.name}] sweep {sweep.name}: {len(jobs)} jobs, {len(jobs) - len(todo)} done, "
               f"{len(todo)} to run -> {root}", flush=True)
+    all_jobs = [j for *_, jobs, _ in plans for j in jobs]
+    skipped = len(all_jobs) - sum(len(todo) for *_, todo in plans)
+    progress = Progress(len(all_jobs), skipped=skipped, label=f"[{fig.name}] jobs")
+    launched: list[Job] = []
+    for sweep, root, exclude, jobs, todo in plans:
+        if not todo:
+            continue
         batches = [list(sweep.overrides)] if len(todo) == len(jobs) else grids([j.overrides for j in todo])
         for overrides in batches:
-            failed += launch(root, overrides + extra, exclude, verbose) != 0
+            failed += launch(root, overrides + extra, exclude, verbose, progress) != 0
+        launched += todo  # the folders say how they ended, whatever the output said
+        ok = sum(is_done(j, extra) for j in launched)
+        progress.update(done=skipped + ok, failed=len(launched) - ok)
+    progress.close()
     return all_jobs, failed
 
 

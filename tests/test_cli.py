@@ -1,6 +1,7 @@
 """The real command line, in a subprocess, on tiny budgets."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -37,6 +38,15 @@ def test_multirun_price_sweep(tmp_path):
     found = [json.loads(p.read_text()) for p in summaries(tmp_path / "sweep")]
     assert sorted((s["price"], s["seed"]) for s in found) == [(0.0, 0), (0.0, 1), (1.0, 0), (1.0, 1)]
     assert all(s["status"] == "complete" for s in found)
+    sweep = tmp_path / "sweep"
+    assert f"sweep {sweep}: 0/4 done, 0 failed, 0 s elapsed, about ? left" in res.stderr  # SweepProgress
+    assert re.search(rf"sweep {re.escape(str(sweep))}: 4/4 done, 0 failed, .* elapsed, all ended", res.stderr)
+    # what `tensorboard --logdir SWEEP` loads: one run per job folder, each with the metrics rows
+    event_multiplexer = pytest.importorskip("tensorboard.backend.event_processing.event_multiplexer")
+    mux = event_multiplexer.EventMultiplexer().AddRunsFromDirectory(str(sweep))
+    mux.Reload()
+    assert sorted(mux.Runs()) == ["0", "1", "2", "3"]
+    assert [e.step for e in mux.Scalars("3", "quality/error")] == [10, 20]
 
 
 @pytest.mark.parametrize("args, message", [
