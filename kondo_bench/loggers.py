@@ -96,6 +96,13 @@ def sweep_names(out_dir) -> tuple[str | None, str]:
     return None, out.name
 
 
+def job_overrides() -> list[str]:
+    """The command line's KEY=VALUE of this job (a multirun's job gets its own), [] outside Hydra."""
+    from hydra.core.hydra_config import HydraConfig
+
+    return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
+
+
 def open_views(views: list[str], cfg, out_dir) -> list:
     config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
     return [{"tensorboard": TensorBoardView, "wandb": WandbView}[v](cfg, out_dir, config) for v in views]
@@ -108,8 +115,9 @@ class TensorBoardView:
         for old in Path(out_dir).glob("events.out.tfevents.*"):
             old.unlink()  # a rerun replaces them, as it replaces metrics.jsonl
         self.writer = SummaryWriter(log_dir=str(out_dir))
-        text = OmegaConf.to_yaml(OmegaConf.create(config))
-        self.writer.add_text("config", "    " + text.replace("\n", "\n    "), 0)  # indented: a code block
+        text = "    " + OmegaConf.to_yaml(OmegaConf.create(config)).replace("\n", "\n    ")  # a code block
+        overrides = " ".join(job_overrides())
+        self.writer.add_text("config", (f"overrides: `{overrides}`\n\n" if overrides else "") + text, 0)
 
     def log(self, row: dict) -> None:
         for tag, value, x in scalars(row):
