@@ -264,34 +264,58 @@ def launch(sweep_dir: Path, overrides: list[str], exclude: list[str], verbose: b
 JOB_ENDS = ("complete:", "interrupted:", "kondo-bench: error: run failed")  # one line per job that ended
 
 
-def run_sweeps(fig: Figure, scale: Scale, runs_root: Path, extra: list[str], verbose: bool = False) -> tuple[list[Job], int]:
-    """Launch what is not done yet; returns every job of the figure and the number of failed launches.
-    Shows jobs done / total, failed and an ETA over the figure's jobs (kondo_bench/progress.py)."""
-    plans, failed = [], 0
+@dataclass
+class Plan:
+    """One sweep of a figure: its jobs, and where and how they are launched."""
+
+    sweep: Sweep
+    root: Path
+    exclude: list
+    jobs: list
+
+
+def plan_sweeps(fig: Figure, scale: Scale, runs_root: Path, extra: list[str]) -> list[Plan]:
+    """Every job of a figure's sweeps, with its folder and config; says how many are done."""
+    plans = []
     for sweep in fig.sweeps(scale):
         grid, constant = expand(sweep.overrides)
         exclude = constant + [o.key_or_group for o in _parse(extra)]
         root = runs_root / sweep.name
         jobs = [Job(j, job_folder(root, j, exclude), resolved_config(j + extra)) for j in grid]
-        todo = [j for j in jobs if not is_done(j, extra)]
-        plans.append((sweep, root, exclude, jobs, todo))
-        print(f"[{fig.name}] sweep {sweep.name}: {len(jobs)} jobs, {len(jobs) - len(todo)} done, "
-              f"{len(todo)} to run -> {root}", flush=True)
-    all_jobs = [j for *_, jobs, _ in plans for j in jobs]
-    skipped = len(all_jobs) - sum(len(todo) for *_, todo in plans)
-    progress = Progress(len(all_jobs), skipped=skipped, label=f"[{fig.name}] jobs")
-    launched: list[Job] = []
-    for sweep, root, exclude, jobs, todo in plans:
+        done = sum(is_done(j, extra) for j in jobs)
+        print(f"[{fig.name}] sweep {sweep.name}: {len(jobs)} jobs, {done} done, {len(jobs) - done} to run -> {root}",
+              flush=True)
+        plans.append(Plan(sweep, root, exclude, jobs))
+    return plans
+
+
+@dataclass
+class Watch:
+    """Jobs done / total, failed and an ETA over every figure's jobs (kondo_bench/progress.py)."""
+
+    progress: Progress
+    skipped: int  # complete before this command started
+    launched: dict = field(default_factory=dict)  # folder -> Job, each counted once
+
+    def settle(self, extra: list[str]) -> None:
+        """Counts from the launched jobs' folders, whatever their output said."""
+        ok = sum(is_done(j, extra) for j in self.launched.values())
+        self.progress.update(done=self.skipped + ok, failed=len(self.launched) - ok)
+
+
+def run_sweeps(fig: Figure, plans: list[Plan], extra: list[str], verbose: bool, watch: Watch) -> tuple[list[Job], int]:
+    """Launch what is not done yet; returns every job of the figure and the number of failed launches."""
+    failed = 0
+    for p in plans:
+        todo = [j for j in p.jobs if not is_done(j, extra)]  # again: an earlier figure may have run them
         if not todo:
             continue
-        batches = [list(sweep.overrides)] if len(todo) == len(jobs) else grids([j.overrides for j in todo])
+        batches = [list(p.sweep.overrides)] if len(todo) == len(p.jobs) else grids([j.overrides for j in todo])
         for overrides in batches:
-            failed += launch(root, overrides + extra, exclude, verbose, progress) != 0
-        launched += todo  # the folders say how they ended, whatever the output said
-        ok = sum(is_done(j, extra) for j in launched)
-        progress.update(done=skipped + ok, failed=len(launched) - ok)
-    progress.close()
-    return all_jobs, failed
+            failed += launch(p.root, overrides + extra, p.exclude, verbose, watch.progress) != 0
+        watch.launched.update((j.folder, j) for j in todo)
+        watch.settle(extra)
+    return [j for p in plans for j in p.jobs], failed
 
 
 def load_jobs(name: str, scale: Scale, out: Path, jobs: list[Job], runs_root: Path, extra: list[str]) -> FigureData:
@@ -313,17 +337,18 @@ def load_jobs(name: str, scale: Scale, out: Path, jobs: list[Job], runs_root: Pa
     return FigureData(name, scale, out, tables.runs, tables.curves, incomplete)
 
 
-def make_figure(fig: Figure, scale: Scale, out: Path, runs_root: Path, extra: list[str], verbose: bool = False) -> tuple[list[Path], int]:
-    started = time.time()
-    print(f"[{fig.name}] {fig.about} (scale {scale.name})", flush=True)
-    jobs, failed = run_sweeps(fig, scale, runs_root, extra, verbose)
+def make_figure(fig: Figure, scale: Scale, out: Path, runs_root: Path, extra: list[str], verbose: bool,
+                plans: list[Plan], watch: Watch) -> tuple[list[Path], int]:
+    started, say = time.time(), watch.progress.write  # lines above the progress bar on a terminal
+    say(f"[{fig.name}] {fig.about} (scale {scale.name})")
+    jobs, failed = run_sweeps(fig, plans, extra, verbose, watch)
     data = load_jobs(fig.name, scale, out, jobs, runs_root, extra)
     written = []
     for stale in data.stem("_incomplete").parent.glob(data.stem("_incomplete").name + ".*"):
         stale.unlink()  # an earlier attempt's list; rewritten below if jobs are still missing
     if not data.incomplete.empty:
         written += write_table(data.incomplete, data.stem("_incomplete"))[:1]
-        print(f"[{fig.name}] {len(data.incomplete)} job(s) not complete, left out: see {written[-1]}")
+        say(f"[{fig.name}] {len(data.incomplete)} job(s) not complete, left out: see {written[-1]}")
     if data.runs.empty:
         print(f"[{fig.name}] no complete runs: nothing to draw", file=sys.stderr)
         return written, failed + 1
@@ -332,13 +357,13 @@ def make_figure(fig: Figure, scale: Scale, out: Path, runs_root: Path, extra: li
     from .plots import key_numbers
 
     for task, runs in data.runs.groupby("task", sort=False):
-        print(f"[{fig.name}] {task}, final values (mean ± s.e. over seeds):")
-        print("    " + key_numbers(runs).to_string(index=False).replace("\n", "\n    "))
+        say(f"[{fig.name}] {task}, final values (mean ± s.e. over seeds):")
+        say("    " + key_numbers(runs).to_string(index=False).replace("\n", "\n    "))
     written += fig.draw(data)
     for note in data.notes:
-        print(f"[{fig.name}] {note}")
-    print(f"[{fig.name}] done in {time.time() - started:.0f} s: " + ", ".join(str(p) for p in written
-                                                                             if p.suffix != ".pdf"), flush=True)
+        say(f"[{fig.name}] {note}")
+    say(f"[{fig.name}] done in {time.time() - started:.0f} s: " + ", ".join(str(p) for p in written
+                                                                           if p.suffix != ".pdf"))
     return written, failed
 
 
@@ -368,9 +393,15 @@ def figures_main(argv: list[str]) -> int:
     if args.jobs > 1:
         extra = ["hydra/launcher=joblib", f"hydra.launcher.n_jobs={args.jobs}", *extra]
     started, failed = time.time(), 0
-    for name in args.only or list(FIGURES):
-        _, f = make_figure(FIGURES[name], scale, out, runs_root, extra, args.verbose)
+    figs = [FIGURES[name] for name in args.only or list(FIGURES)]
+    plans = {f.name: plan_sweeps(f, scale, runs_root, extra) for f in figs}
+    jobs = {j.folder: j for ps in plans.values() for p in ps for j in p.jobs}  # figures share sweeps
+    skipped = sum(is_done(j, extra) for j in jobs.values())
+    watch = Watch(Progress(len(jobs), skipped=skipped, label="[figures] jobs"), skipped)
+    for fig in figs:
+        _, f = make_figure(fig, scale, out, runs_root, extra, args.verbose, plans[fig.name], watch)
         failed += f
+    watch.progress.close()
     print(f"all figures done in {time.time() - started:.0f} s" + (f"; {failed} launch(es) failed" if failed else ""))
     return 1 if failed else 0
 

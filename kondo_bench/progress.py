@@ -161,6 +161,12 @@ class SweepProgress(Callback):
         self.every, self.poll = every, poll
         self.progress, self.stop, self.thread, self.lock = None, threading.Event(), None, threading.Lock()
 
+    def __getstate__(self) -> dict:  # joblib and submitit pickle the callbacks: locks and threads stay here
+        return {"every": self.every, "poll": self.poll}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(**state)
+
     def on_multirun_start(self, config, **kwargs) -> None:
         self.dir = Path(config.hydra.sweep.dir)
         basic = config.hydra.sweeper.get("_target_") == BASIC_SWEEPER

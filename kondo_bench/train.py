@@ -27,10 +27,9 @@ import torch
 from omegaconf import OmegaConf
 from tqdm import tqdm
 
-from . import __version__
+from . import __version__, loggers
 
 from .accounting import Counters, PhaseTimer
-from . import loggers
 from .config import resolve_estimator, resolve_gate, validate
 from .errors import UserError
 from .methods import Method, Selection

@@ -69,3 +69,10 @@ def test_sweep_callback_counts_the_folder_with_skipped_jobs_done_at_the_start(tm
                      f"sweep {tmp_path}: 2/4 done (1 skipped), 0 failed, 0 s",
                      f"sweep {tmp_path}: 2/4 done (1 skipped), 1 failed, 0 s",
                      f"sweep {tmp_path}: 2/4 done (1 skipped), 1 failed, 0 s"]
+
+
+def test_sweep_callback_pickles_for_the_joblib_and_submitit_launchers():
+    import pickle
+
+    cb = pickle.loads(pickle.dumps(SweepProgress(every=5, poll=1)))
+    assert (cb.every, cb.poll, cb.progress) == (5, 1, None)

@@ -130,8 +130,8 @@ def test_figures_bandit_runs_draws_and_skips_finished_jobs(tmp_path, capsys, mon
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "bandit-ungated: 4 jobs, 0 done, 4 to run" in out
-    assert "[bandit] jobs: 0/10 done, 0 failed, 0 s elapsed, about ? left" in out  # progress, not a terminal
-    assert re.search(r"\[bandit\] jobs: 10/10 done, 0 failed, .* elapsed, all ended", out)
+    assert "[figures] jobs: 0/10 done, 0 failed, 0 s elapsed, about ? left" in out  # progress, not a terminal
+    assert re.search(r"\[figures\] jobs: 10/10 done, 0 failed, .* elapsed, all ended", out)
     for name in ("bandit.png", "bandit.pdf", "bandit_runs.csv"):
         assert (tmp_path / "test" / name).stat().st_size > 0
     runs = pd.read_csv(tmp_path / "test" / "bandit_runs.csv")
@@ -146,8 +146,8 @@ def test_figures_bandit_runs_draws_and_skips_finished_jobs(tmp_path, capsys, mon
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "bandit-ungated: 4 jobs, 3 done, 1 to run" in out and "bandit-dgk-hard-gate: 6 jobs, 6 done, 0 to run" in out
-    assert "[bandit] jobs: 9/10 done (9 skipped), 0 failed" in out  # finished jobs count as done at the start
-    assert "[bandit] jobs: 9/10 done (9 skipped), 1 failed" in out  # the launch left its job unfinished
+    assert "[figures] jobs: 9/10 done (9 skipped), 0 failed" in out  # finished jobs count as done at the start
+    assert "[figures] jobs: 9/10 done (9 skipped), 1 failed" in out  # the launch left its job unfinished
     assert len(launched) == 1
     (overrides, exclude), = launched
     grid, _ = figures.expand(overrides)
