@@ -275,7 +275,7 @@ def run_experiment(cfg, out_dir, task_config: str | None = None) -> dict:
         torch.set_num_threads(cfg.device.threads)
     set_deterministic(cfg.device.deterministic)
     with FolderLock(out_dir):  # one writer per folder, from here until the summary is written
-        return _run_locked(cfg, out_dir, device, task_config)
+        return _run_locked(cfg, out_dir, device, task_config, views)
 
 
 def refuse_other_config(out_dir, cfg) -> dict | None:
@@ -289,7 +289,8 @@ def refuse_other_config(out_dir, cfg) -> dict | None:
     return None
 
 
-def _run_locked(cfg, out_dir, device: torch.device, task_config: str | None = None) -> dict:
+def _run_locked(cfg, out_dir, device: torch.device, task_config: str | None = None,
+                views: list[str] = ()) -> dict:
     config = result_config(cfg)
     if prior := refuse_other_config(out_dir, cfg):
         log.debug("%s already holds a complete run of this config", out_dir)

@@ -21,8 +21,9 @@ from kondo_bench import cli, config
 from kondo_bench.errors import UserError
 
 CONF = Path(config.__file__).parent / "conf"
+NO_NUMBERS = ("logger",)  # groups with no numeric key to push out of range (logger: switches and names)
 OPTIONS = [(g.name, p.stem) for g in sorted(CONF.iterdir()) if g.is_dir() and not g.name.startswith("_")
-           for p in sorted(g.glob("*.yaml"))]
+           and g.name not in NO_NUMBERS for p in sorted(g.glob("*.yaml"))]
 
 
 @functools.lru_cache(maxsize=None)
