@@ -26,8 +26,10 @@ demo: setup
 	$(KB) run task=mnist method=dgk keep_rate=0.03 hydra.run.dir=runs/demo/2
 	$(KB) plot runs/demo
 
+# -n auto: one pytest worker per core (pytest-xdist); the suite's subprocess-heavy tests
+# then use both cores of a 2-core CI machine instead of one.
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto
 
 # Rewrites results/bench_core_cpu.csv, the table README's Performance section quotes.
 bench: setup
