@@ -183,9 +183,10 @@ def read_md5sums(folder: Path) -> dict[str, str]:
     return sums
 
 
-def _read_pair(root: Path, stems, expected_n: int, verify: bool):
+def _read_pair(root: Path, stems, expected_n: int, md5sums: dict[str, str] | None):
+    """One images/labels pair; verified (content and MD5SUMS) unless md5sums is None."""
+    verify = md5sums is not None
     if verify:
-        md5sums = read_md5sums(root)
         images, labels = (read_verified(_locate(root, s), s, md5sums) for s in stems)
     else:
         images, labels = (read_idx(_locate(root, s)) for s in stems)
@@ -206,8 +207,8 @@ def load_mnist(root: str | None = None, eval_size: int = 2000, verify: bool = Tr
     call with the same arguments on unchanged files (same size and mtime) returns the first's
     arrays, which callers must not modify."""
     folder = find_mnist_root(root)
-    stamp = tuple((p.name, p.stat().st_size, p.stat().st_mtime_ns)
-                  for p in sorted(folder.iterdir()) if p.is_file()) if folder.is_dir() else ()
+    stats = ((p.name, p.stat()) for p in sorted(folder.iterdir()) if p.is_file())  # find_mnist_root: a folder
+    stamp = tuple((name, st.st_size, st.st_mtime_ns) for name, st in stats)
     key = (str(folder.resolve()), eval_size, verify, stamp)
     if key not in _CACHE:
         _CACHE.clear()  # keep one set in memory (about 60 MB), not every folder a process has seen
@@ -231,9 +232,10 @@ def _load_mnist(folder: Path, eval_size: int, verify: bool) -> MnistData:
         other = next(s for s in TRAIN if s not in have_train)
         raise DataError(f"{folder} has {have_train[0]} but not {other}; run `kondo-bench data mnist "
                         f"--root {folder}` or remove {have_train[0]} to use the test-split fallback")
-    test_x, test_y = _read_pair(folder, TEST, 10000, verify)
+    md5sums = read_md5sums(folder) if verify else None
+    test_x, test_y = _read_pair(folder, TEST, 10000, md5sums)
     if have_train:
-        train_x, train_y = _read_pair(folder, TRAIN, 60000, verify)
+        train_x, train_y = _read_pair(folder, TRAIN, 60000, md5sums)
         return MnistData(train_x, train_y, test_x, test_y, "full", str(folder))
     n = len(test_x)
     if not 1 <= eval_size <= n - 1:
