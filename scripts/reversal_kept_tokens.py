@@ -54,16 +54,16 @@ def main() -> None:
     done = 0
     for target_step in sorted(args.steps):
         for _ in range(target_step - done):
-            batch = task.act(grad=True, supervised=False)
+            batch = task.act_with_grad()
             learn_step(task, batch, dg.select(batch.advantage, batch.logp), dg)
         done = target_step
         kept = {name: [0, 0] for name in ("all", "U>0", *GATES)}
         err = 0.0
         for _ in range(args.batches):
             with torch.no_grad():
-                batch = task.act(grad=False, supervised=False)
+                batch = task.act()
             target = target_of(batch.data["prompt"], cfg.task.variant, task.M)[batch.data["group"]]
-            correct = batch.data["answer"] == target
+            correct = batch.data["action"] == target
             err += 1 - batch.reward.mean().item()
             masks = {"all": torch.ones_like(correct), "U>0": batch.advantage > 0}
             for name, (signal, rho) in GATES.items():
