@@ -11,14 +11,14 @@ from .errors import UserError
 
 # (key, default, reads(estimator, gate, method config) -> bool, who reads it)
 RULES = (
-    ("method.eta", 1.0, lambda e, g, m: e == "dg" or g in ("price", "quantile"),
-     "the dg estimator's weight and the price and quantile gates"),
+    ("method.eta", 1.0, lambda e, g, m: e == "dg" or g in ("price", "quantile") or _into(m) == "dg",
+     "the dg estimator's weight (also method=silent's method.into=dg) and the price and quantile gates"),
     ("method.ties", "random", lambda e, g, m: g == "topk" or g == "quantile" and m.eta == 0, "the topk gate"),
     ("method.signal", "delight", lambda e, g, m: g != "none", "a gate"),
     ("method.signal_alpha", 0.5, lambda e, g, m: g != "none" and m.signal == "additive",
      "a gate screening on method.signal=additive"),
-    ("method.delight_noise", 0.0, lambda e, g, m: e == "dg" or g != "none" and m.signal == "delight",
-     "the dg estimator's weight and a gate screening on delight"),
+    ("method.delight_noise", 0.0, lambda e, g, m: e == "dg" or g != "none" and m.signal == "delight"
+     or _into(m) == "dg", "the dg estimator's weight and a gate screening on delight"),
     ("method.kept_weight", "one", lambda e, g, m: g != "none", "a gate (kept_weight=dg is estimator=dg)"),
     ("method.epochs", 1, lambda e, g, m: e == "ppo", "the ppo estimator"),
     ("method.minibatches", 1, lambda e, g, m: e == "ppo", "the ppo estimator"),
@@ -26,6 +26,12 @@ RULES = (
     ("method.kl", 0.0, lambda e, g, m: e in ("ppo", "pmpo"), "the ppo and pmpo estimators"),
     ("method.alpha", 0.5, lambda e, g, m: e == "pmpo", "the pmpo estimator"),
 )
+
+
+def _into(m) -> str | None:
+    """What method=silent anneals into, where it says (its schema alone has the key)."""
+    into = m.get("into")
+    return getattr(into, "value", into)
 
 
 def _value(cfg, key: str):

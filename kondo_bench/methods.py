@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import torch
 
 from .config import PRESETS, Estimator as EstimatorName, Gate as GateName, KeptWeight, Signal, Ties, resolve_estimator, resolve_gate
+from .config import PATHWISE
 
 
 def delight(advantage: torch.Tensor, logp: torch.Tensor) -> torch.Tensor:
@@ -116,6 +117,7 @@ class Estimator:
     epochs, minibatches = 1, 1  # passes over the kept rows, and minibatches per pass
     ratio_based = False  # its loss divides by the acting policy's pi: needs that in full precision
     supervised = False  # acts with the true label (the oracle)
+    pathwise = False  # differentiates through the sample: the task's own step, not act-screen-gate-learn
 
     def coef(self, advantage: torch.Tensor, logp: torch.Tensor, chi: torch.Tensor) -> torch.Tensor:
         return advantage
@@ -182,6 +184,22 @@ class PPO(Estimator):
         return -surrogate + self.kl * kl
 
 
+class Pathwise(Estimator):
+    """A VAE encoder estimator that differentiates through the sampled code (reparam, gumbel,
+    silent). It has no per-sample score term, so nothing to screen or gate: the loop hands the
+    whole step to the task's `pathwise_step` (kondo_bench/vae/pathwise.py)."""
+
+    pathwise = True
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def coef(self, advantage, logp, chi):
+        raise TypeError(f"the {self.name} estimator has no score-function terms: the task's pathwise_step trains it")
+
+    loss = coef
+
+
 def make_estimator(name: str, eta: float = 1.0, epochs: int = 1, minibatches: int = 1, clip: float = 0.2,
                    kl: float = 0.0, alpha: float = 0.5) -> Estimator:
     name = EstimatorName(name).value
@@ -191,6 +209,8 @@ def make_estimator(name: str, eta: float = 1.0, epochs: int = 1, minibatches: in
         return PPO(epochs, minibatches, clip, kl)
     if name == "pmpo":
         return PMPO(alpha, kl)
+    if name in PATHWISE:
+        return Pathwise(name)
     return CE() if name == "ce" else PG()
 
 
@@ -287,6 +307,11 @@ class Method:
         """Screens without autograd, then re-runs the forward pass on the rows it keeps: any gate,
         and an estimator that passes over a batch more than once (its later epochs need fresh log pi)."""
         return self.gate.name != "none" or isinstance(self.estimator, PPO)
+
+    @property
+    def pathwise(self) -> bool:
+        """Trained through its sample by the task's own step (a VAE's reparam, gumbel, silent)."""
+        return self.estimator.pathwise
 
     @property
     def supervised(self) -> bool:

@@ -175,15 +175,18 @@ def train(cfg, task: Task, method: Method, writer: RunWriter, device: torch.devi
             for step in range(start + 1, steps + 1):
                 guard.step = step
                 try:
-                    with timer.phase("act"), (stale.acting() if stale else nullcontext()), screen_cast:
-                        batch = draw(task, acts_with_grad, oracle=method.supervised)
-                    with timer.phase("screen"):
-                        sel = method.select(batch.advantage, batch.logp)
-                        guard.watch("delight", sel.delight)
-                    if step == start + 1 and (note := method.keep_rate_note(sel.keep.numel())):
-                        log.warning(note)
-                    with timer.phase("learn"):
-                        learned = learn_step(task, batch, sel, method, guard, refresh_old=screen_bf16)
+                    if method.pathwise:  # through the sample (a VAE's reparam, gumbel, silent): the task's step
+                        batch, sel, learned = task.pathwise_step(step, timer, guard)
+                    else:
+                        with timer.phase("act"), (stale.acting() if stale else nullcontext()), screen_cast:
+                            batch = draw(task, acts_with_grad, oracle=method.supervised)
+                        with timer.phase("screen"):
+                            sel = method.select(batch.advantage, batch.logp)
+                            guard.watch("delight", sel.delight)
+                        if step == start + 1 and (note := method.keep_rate_note(sel.keep.numel())):
+                            log.warning(note)
+                        with timer.phase("learn"):
+                            learned = learn_step(task, batch, sel, method, guard, refresh_old=screen_bf16)
                 except RuntimeError:  # e.g. sampling from NaN probabilities: name the cause if numeric
                     guard.check(task.parameters(), {})
                     raise

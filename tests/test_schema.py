@@ -24,6 +24,14 @@ CONF = Path(config.__file__).parent / "conf"
 NO_NUMBERS = ("logger",)  # groups with no numeric key to push out of range (logger: switches and names)
 OPTIONS = [(g.name, p.stem) for g in sorted(CONF.iterdir()) if g.is_dir() and not g.name.startswith("_")
            and g.name not in NO_NUMBERS for p in sorted(g.glob("*.yaml"))]
+# options that run on one task only: composed with it (a VAE encoder estimator on task=mnist is refused)
+RUNS_ON = {("method", "reparam"): ("task=vae", "task.latent=gaussian"), ("method", "gumbel"): ("task=vae",),
+           ("method", "silent"): ("task=vae",)}
+
+
+def option(group: str, name: str) -> tuple[str, ...]:
+    """The overrides that choose an option, with the task it runs on."""
+    return (f"{group}={name}", *RUNS_ON.get((group, name), ()))
 
 
 @functools.lru_cache(maxsize=None)
@@ -83,16 +91,16 @@ def bad_values(kind, valid: config.Range) -> list:
 def test_no_numeric_key_without_its_walk():
     """The walk below covers every numeric field the schemas declare (a new key is walked too)."""
     walked = set()
-    for group, option in OPTIONS:
-        walked |= {key.rsplit(".", 1)[-1] for key, *_ in numeric_keys(composed(f"{group}={option}"))}
+    for group, name in OPTIONS:
+        walked |= {key.rsplit(".", 1)[-1] for key, *_ in numeric_keys(composed(*option(group, name)))}
     declared = {name for s in schemas() for name in config.numeric_fields(s)}
     assert declared <= walked, f"numeric keys no composed config carries: {declared - walked}"
 
 
-@pytest.mark.parametrize("group, option", [*OPTIONS, ("", "top level")])
-def test_schema_walk_refuses_every_value_out_of_range(group, option):
+@pytest.mark.parametrize("group, name", [*OPTIONS, ("", "top level")])
+def test_schema_walk_refuses_every_value_out_of_range(group, name):
     """Each option's own keys (`task.*` for a task), and the top-level keys once."""
-    base = composed(f"{group}={option}") if group else composed()
+    base = composed(*option(group, name)) if group else composed()
     config.validate(base)  # the defaults themselves are valid
     keys = [k for k in numeric_keys(base) if (k[0].startswith(f"{group}.") if group else "." not in k[0])]
     assert keys
@@ -116,15 +124,15 @@ def _cli(args, capsys):
     return exit_.value.code, err
 
 
-@pytest.mark.parametrize("group, option", OPTIONS)
-def test_cli_refuses_out_of_range_with_one_line_and_no_folder(group, option, tmp_path, capsys):
+@pytest.mark.parametrize("group, name", OPTIONS)
+def test_cli_refuses_out_of_range_with_one_line_and_no_folder(group, name, tmp_path, capsys):
     """One key of each option through `kondo-bench run` (in-process): exit 2, one line, no folder."""
-    base = composed(f"{group}={option}")
+    base = composed(*option(group, name))
     key, kind, valid, is_list = next(k for k in numeric_keys(base) if k[0].startswith(group))
     bad = bad_values(kind, valid)[0]
     value = f"[{bad}]" if is_list else str(bad)
     run = tmp_path / "run"
-    code, err = _cli([f"{group}={option}", f"{key}={value}", f"hydra.run.dir={run}"], capsys)
+    code, err = _cli([*option(group, name), f"{key}={value}", f"hydra.run.dir={run}"], capsys)
     assert code == 2 and err.count("\n") == 1 and err.startswith(f"kondo-bench: error: {key}="), err
     assert "Traceback" not in err and not run.exists() and not list(tmp_path.iterdir())
 

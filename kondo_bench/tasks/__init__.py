@@ -17,6 +17,12 @@ A task implements four things the training loop calls:
   rows it needs: "kept" (those the gate kept) or "all" (every row then runs backward).
 - Baselines live in `tasks/baselines.py`, shared by every task.
 - `evaluate()` returns quality metrics; `quality` names the main one (lower is better).
+- `pathwise_step(step, timer, guard)` (optional): a whole training step for an estimator that
+  differentiates through the sample (a VAE's reparam, gumbel, silent). Such an estimator has
+  no per-sample score term to screen or gate, so the loop hands it the step; the task
+  returns (batch, selection, learned) for the same accounting (kondo_bench/vae/pathwise.py).
+- `from_config(cfg, device)` builds the task; the default reads `cfg.task` only, a task whose
+  step or metrics depend on the method (the VAE) reads `cfg.method` too.
 """
 
 from __future__ import annotations
@@ -61,8 +67,13 @@ class Batch:
 class Task:
     quality: str = "error"
     quality_labels: dict = {}  # metric -> axis label, for the plots (else the metric's name)
+    quality_log: bool = True  # plot the quality metric on a log axis (False: it can be 0 or negative)
     own_loss_rows: str = "kept"  # rows `own_loss` needs: "kept" (by the gate) or "all"
     checkpoint_attrs: tuple[str, ...] = ()  # extra attributes a checkpoint must carry
+
+    @classmethod
+    def from_config(cls, cfg, device: torch.device) -> "Task":
+        return cls(cfg.task, device)
 
     def parameters(self) -> list[torch.Tensor]:
         """What the optimiser updates: the policy, for staleness, checkpoints and NaN checks."""
@@ -160,7 +171,7 @@ def task_class(name: str) -> type[Task]:
 
 
 def make_task(cfg, device: torch.device) -> Task:
-    return task_class(cfg.task.name)(cfg.task, device)
+    return task_class(cfg.task.name).from_config(cfg, device)
 
 
 @functools.cache
@@ -172,3 +183,11 @@ def quality_labels() -> dict[str, str]:
     for name in TASKS:
         labels.update(task_class(name).quality_labels)
     return labels
+
+
+@functools.cache
+def linear_quality() -> frozenset[str]:
+    """The quality metrics that plots draw on a linear axis (a VAE's negative ELBO can be negative)."""
+    from ..config import TASKS
+
+    return frozenset(task_class(name).quality for name in TASKS if not task_class(name).quality_log)

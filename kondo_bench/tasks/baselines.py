@@ -27,3 +27,10 @@ def group_mean(reward: torch.Tensor, group: int) -> torch.Tensor:
 def grouped_advantage(reward: torch.Tensor, group: int) -> torch.Tensor:
     """U = R - mean R of the same prompt's samples (the reversal task's, as in GRPO)."""
     return reward - group_mean(reward, group)
+
+
+def leave_one_out(reward: torch.Tensor, group: int) -> torch.Tensor:
+    """U = R - mean R of the *other* samples of the same context (rows context-major; the VAE's
+    codes of one image). The baseline never sees the sample it judges, so U stays unbiased:
+    U = group / (group - 1) * (R - group mean). Needs group >= 2."""
+    return group / (group - 1) * grouped_advantage(reward, group)
