@@ -21,11 +21,14 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from .sweeps import load_sweep, pareto_front, preset_defaults, series_keys  # noqa: E402
-from .tasks import quality_labels  # noqa: E402
+from .tasks import linear_quality, quality_labels  # noqa: E402
 
-METHOD_NAMES = {"pg": "PG", "dg": "DG", "dgk": "DG-K", "ce": "CE (oracle)", "ppo": "PPO", "pmpo": "PMPO"}
-METHOD_ORDER = {"pg": 0, "ppo": 0.3, "pmpo": 0.6, "dg": 1, "dgk": 2, "ce": 3}
-FIXED_STYLE = {"pg": ("0.3", "s"), "dg": ("C0", "D"), "ce": ("C2", "*"), "ppo": ("olive", "P"), "pmpo": ("saddlebrown", "X")}
+METHOD_NAMES = {"pg": "PG", "dg": "DG", "dgk": "DG-K", "ce": "CE (oracle)", "ppo": "PPO", "pmpo": "PMPO",
+                "reparam": "reparam", "gumbel": "Gumbel-Softmax", "silent": "Silent"}
+METHOD_ORDER = {"reparam": -0.2, "gumbel": -0.1, "pg": 0, "ppo": 0.3, "pmpo": 0.6, "dg": 1, "dgk": 2, "silent": 2.5,
+                "ce": 3}
+FIXED_STYLE = {"pg": ("0.3", "s"), "dg": ("C0", "D"), "ce": ("C2", "*"), "ppo": ("olive", "P"), "pmpo": ("saddlebrown", "X"),
+               "reparam": ("teal", "v"), "gumbel": ("purple", "^"), "silent": ("crimson", "*")}
 GATED_COLORS = ["C1", "C3", "C4", "C5", "C6", "C8", "C9", "C7"]
 TRADEOFF_AXES = [("backward_samples", "backward samples"),
                  ("cost", "modelled cost (forward-equivalents, c = {c})"),
@@ -175,11 +178,12 @@ def mark_floor(ax, floor: float | None) -> None:
 
 
 def tradeoff_panel(ax, agg: pd.DataFrame, x: str, y: str = "final_quality", frontier: bool = True,
-                   floor: float | None = None) -> None:
+                   floor: float | None = None, logy: bool = True) -> None:
     """Mean ± s.e. per configuration; gated points labelled by ρ or λ; the frontier as a step line.
-    Means of exactly 0 are drawn at `floor` (default: zero_floor of the means), which is marked."""
+    Means of exactly 0 are drawn at `floor` (default: zero_floor of the means), which is marked;
+    `logy=False` (a quality that can be 0 or negative, such as a negative ELBO): a linear axis."""
     shown = set()
-    floor = floor if floor is not None else zero_floor(agg[f"{y}_mean"])
+    floor = None if not logy else floor if floor is not None else zero_floor(agg[f"{y}_mean"])
     if floor is not None:
         agg = agg.assign(**{f"{y}_mean": agg[f"{y}_mean"].clip(lower=floor)})
     for _, r in agg.iterrows():
@@ -198,7 +202,8 @@ def tradeoff_panel(ax, agg: pd.DataFrame, x: str, y: str = "final_quality", fron
         ax.step(front[f"{x}_mean"], front[f"{y}_mean"], where="post", color="k", lw=1, ls="--",
                 alpha=0.6, label="Pareto frontier", zorder=2)
     ax.set_xscale("log")
-    ax.set_yscale("log")
+    if logy:
+        ax.set_yscale("log")
     ax.grid(True, which="major", alpha=0.3)
     mark_floor(ax, floor)
 
@@ -234,9 +239,10 @@ def plot_tradeoff(runs: pd.DataFrame, stem: str | Path, title: str | None = None
     agg = styles(aggregate(runs, keys, values), keys, color_by="family")
     c = runs["cost_ratio"].dropna().unique()
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.4), sharey=True, layout="constrained")
-    floor = zero_floor(agg["final_quality_mean"])
+    logy = runs["quality_metric"].iloc[0] not in linear_quality()
+    floor = zero_floor(agg["final_quality_mean"]) if logy else None
     for ax, (x, xlabel) in zip(axes, TRADEOFF_AXES):
-        tradeoff_panel(ax, agg, x, floor=floor)
+        tradeoff_panel(ax, agg, x, floor=floor, logy=logy)
         ax.set_xlabel(xlabel.format(c=_fmt(c[0]) if len(c) == 1 else "per run"))
         tidy_axes(ax)
     axes[0].set_ylabel(f"final {quality_label(runs['quality_metric'].iloc[0])}")
@@ -296,12 +302,13 @@ def plot_curves(curves: pd.DataFrame, keys: list[str], stem: str | Path, y: str 
     agg = curve_table(curves, keys, y, [x for x, _, _ in axes_spec])
     fig, axes = plt.subplots(1, len(axes_spec), figsize=(6.2 * len(axes_spec), 4.4), sharey=True, squeeze=False,
                              layout="constrained")
-    floor = zero_floor(agg[f"{y}_mean"])
+    metric = curves["quality_metric"].iloc[0] if y == "quality" else y
+    logy = metric not in linear_quality()
+    floor = zero_floor(agg[f"{y}_mean"]) if logy else None
     for ax, (x, xlabel, logx) in zip(axes[0], axes_spec):
-        curve_panel(ax, agg, x, y, logx=logx, floor=floor)
+        curve_panel(ax, agg, x, y, logx=logx, logy=logy, floor=floor)
         ax.set_xlabel(xlabel)
         tidy_axes(ax)
-    metric = curves["quality_metric"].iloc[0] if y == "quality" else y
     axes[0][0].set_ylabel(ylabel or quality_label(metric))
     axes[0][0].legend(fontsize=8)
     fig.suptitle(title or f"{curves['task'].iloc[0]}: learning curves (mean over seeds ± 1 s.e.; "
