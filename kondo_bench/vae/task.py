@@ -61,18 +61,20 @@ class VaeTask(Task):
     quality_log = False  # the linear decoder's Gaussian density can make it negative
 
     @classmethod
-    def from_config(cls, cfg, device: torch.device) -> "VaeTask":
-        data = load_mnist(cfg.task.data_root, eval_size=cfg.task.eval_size, verify=cfg.task.verify_data)
-        info = {"data_source": data.source, "data_root": str(data.root), "train_images": len(data.train_labels),
-                "eval_images": len(data.eval_labels), "data_note": data.note}
-        if data.note:
-            log.warning(data.note)
-
-        def pixels(x):  # uint8 [n, 28, 28] -> intensities [n, 784] in [0, 1] on the device, once
-            return torch.as_tensor(x, device=device).reshape(len(x), -1).float() / 255
-
-        return cls(cfg.task, device, Method.from_config(cfg), cfg.method, pixels(data.train_images),
-                   pixels(data.eval_images), info, into=resolve_into(cfg) if cfg.method.name == "silent" else None)
+    def from_config(cls, cfg, device: torch.device, pixels: tuple | None = None) -> "VaeTask":
+        """The task of a run's config on MNIST, or on `pixels` = (train, test) intensities [n, 784] in [0, 1]."""
+        info = {}
+        if pixels is None:
+            data = load_mnist(cfg.task.data_root, eval_size=cfg.task.eval_size, verify=cfg.task.verify_data)
+            info = {"data_source": data.source, "data_root": str(data.root), "train_images": len(data.train_labels),
+                    "eval_images": len(data.eval_labels), "data_note": data.note}
+            if data.note:
+                log.warning(data.note)
+            # uint8 [n, 28, 28] -> intensities [n, 784] in [0, 1] on the device, once
+            pixels = [torch.as_tensor(x, device=device).reshape(len(x), -1).float() / 255
+                      for x in (data.train_images, data.eval_images)]
+        into = resolve_into(cfg) if cfg.method.name == "silent" else None
+        return cls(cfg.task, device, Method.from_config(cfg), cfg.method, *pixels, info, into=into)
 
     def __init__(self, cfg, device: torch.device, method: Method, mcfg, train_pixels: torch.Tensor,
                  eval_pixels: torch.Tensor, info: dict | None = None, into: str | None = None):
