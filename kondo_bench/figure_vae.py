@@ -74,11 +74,14 @@ def label(row) -> str:
     return name + (" (ST)" if m == "gumbel" and _get(row, "method.straight_through") is True else "")
 
 
+GATE_COLORS = {"0.01": "C5", "0.03": "C1", "0.1": "C3", "0.3": "C4"}  # DG-K and its random control share one
+
+
 def color(lab: str, i: int) -> str:
     if lab.startswith("Silent"):
         return COLORS["silent"]
-    if lab.startswith("random"):
-        return "0.6"
+    if lab.startswith(("DG-K", "random gate")):
+        return GATE_COLORS.get(lab.rsplit("=", 1)[-1], ["C6", "C8", "C9"][i % 3])
     for m, name in NAMES.items():
         if lab.startswith(name):
             return COLORS[m]
@@ -152,9 +155,20 @@ def _draw_linear(d: FigureData) -> list[Path]:
 
     runs, curves = labelled(d)
     order = sorted(runs["label"].unique(), key=lambda lab: (not lab.startswith("Silent"), lab))
-    fig, (a, b) = _fig(2, 6.2)
+    fig, (a, gap, b) = _fig(3, 5.4)
     draw_lines(a, curves, order=order)
     a.set_ylabel("test −ELBO (nats; Gaussian density on binary pixels)")
+    # (b) each method's mean curve minus the silent gradient's: above 0, behind it
+    agg = mean_curve(curves, "quality")
+    ref = agg[agg["label"] == order[0]].set_index("step")["mean"]
+    for i, lab in enumerate(order[1:], 1):
+        c = agg[agg["label"] == lab].set_index("step")
+        gap.plot(c.index, c["mean"] - ref.reindex(c.index), color=color(lab, i), lw=1.4, label=lab)
+        gap.fill_between(c.index, c["mean"] - c["sem"].fillna(0) - ref.reindex(c.index),
+                         c["mean"] + c["sem"].fillna(0) - ref.reindex(c.index), color=color(lab, i), alpha=0.18, lw=0)
+    gap.axhline(0, color=color(order[0], 0), lw=2, label=order[0])
+    gap.set_ylabel(f"test −ELBO minus {order[0].split(' (')[0]}'s (nats; > 0: behind it)")
+    gap.grid(True, alpha=0.3)
     var = curves["encoder_grad_var"].astype(float)
     floor = float(var[var > 0].min() / 10) if (var > 0).any() else 1e-12
     draw_lines(b, curves, y="encoder_grad_var", logy=True, floor=floor, order=order)
@@ -162,12 +176,12 @@ def _draw_linear(d: FigureData) -> list[Path]:
     b.annotate(f"exactly 0 (drawn at {floor:.2g})", (0.01, floor), xycoords=("axes fraction", "data"),
                xytext=(0, 3), textcoords="offset points", fontsize=7, color="0.4")
     b.set_ylabel("encoder gradient variance (trace of Cov)")
-    for ax in (a, b):
+    for ax in (a, gap, b):
         ax.set_xlabel("step")
         tidy_axes(ax)
     a.legend(fontsize=8)
-    fig.suptitle("VAE, linear decoder x ~ N(Wz + b, σ²), Gaussian code (claim 1): test −ELBO and the variance of "
-                 f"the encoder's gradient ({_title(d, runs)})", fontsize=10)
+    fig.suptitle("VAE, linear decoder x ~ N(Wz + b, σ²), Gaussian code (claim 1): test −ELBO, its gap to the silent "
+                 f"gradient, and the variance of the encoder's gradient ({_title(d, runs)})", fontsize=10)
     for lab in order:
         zero = (curves.loc[curves["label"] == lab, "encoder_grad_var"] == 0).mean()
         d.notes.append(summary(runs, curves, lab) + f"; gradient variance exactly 0 in {zero:.0%} of the evaluations")
@@ -265,6 +279,7 @@ def _draw_gate(d: FigureData) -> list[Path]:
         d.notes.append(summary(runs, curves, lab) + f", encoder backward samples {r['backward_samples'].mean():,.0f}")
     c.set_xscale("log")
     c.grid(True, alpha=0.3)
+    c.legend(fontsize=7, title="random gate: open, at DG-K's keep rate", title_fontsize=7)
     a.set_ylabel("test −ELBO (nats)")
     for ax, xl in ((a, "forward samples (codes screened)"), (b, "encoder backward samples"),
                    (c, "encoder backward samples (whole run)")):
