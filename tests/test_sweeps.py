@@ -141,7 +141,7 @@ def test_figures_bandit_runs_draws_and_skips_finished_jobs(tmp_path, capsys, mon
     job = tmp_path / "test" / "runs" / "bandit-ungated" / "method=dg,seed=1"
     (job / "summary.json").unlink()
     launched = []
-    monkeypatch.setattr(figures, "launch", lambda root, overrides, exclude, verbose, progress:
+    monkeypatch.setattr(figures.jobs, "launch", lambda root, overrides, exclude, verbose, progress:
                         launched.append((overrides, exclude)) or 0)
     assert main(args) == 0
     out = capsys.readouterr().out
@@ -171,7 +171,7 @@ def test_columns_come_from_the_resolved_config_and_a_figure_draws_keys_no_run_se
     flattened), a key that does not change results is no series key, and the gambling figure,
     which reads task.reward_noise, draws from them."""
     from conftest import make_cfg
-    from kondo_bench.figure_specs import _draw_gambling
+    from kondo_bench.figures.gambling import draw as draw_gambling
     from kondo_bench.sweeps import series_keys
     from kondo_bench.train import run_experiment
 
@@ -185,4 +185,4 @@ def test_columns_come_from_the_resolved_config_and_a_figure_draws_keys_no_run_se
     keys = series_keys(t.runs)
     assert "method.signal" in keys and "task.reward_noise" not in keys and "method.estimator" not in keys
     data = figures.FigureData("gambling", figures.SCALES["test"], tmp_path, t.runs, t.curves, t.incomplete)
-    assert [p.suffix for p in _draw_gambling(data)] == [".png", ".pdf"]
+    assert [p.suffix for p in draw_gambling(data)] == [".png", ".pdf"]

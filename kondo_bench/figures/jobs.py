@@ -1,0 +1,224 @@
+"""A figure's jobs: expand its sweeps, check which are finished, launch the rest, load them.
+
+Each sweep runs through the real command line (`python -m kondo_bench.cli run -m ...`)
+into `<out>/<scale>/runs/<sweep name>/<job>`, the job folder named by the overrides that
+vary within the sweep (Hydra's `override_dirname`), so a rerun maps every job to the same
+folder. Before launching, each job's folder is checked: a `summary.json` with status
+complete and a config identical to the one the job would run is kept, and only the rest
+are launched (as few multiruns as possible).
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from ..progress import Progress
+from ..reliability import NOT_RESULTS, result_config, upgraded
+from ..sweeps import SweepTables, load_sweep, read_job
+from .core import Figure, FigureData, Scale, Sweep
+
+
+# ---------------------------------------------------------------- jobs: expand, check, launch
+@dataclass
+class Job:
+    overrides: list  # one value per key, as Hydra's basic sweeper writes them
+    folder: Path
+    config: str | None  # canonical JSON of the resolved config; None where it cannot be resolved here
+
+
+def _parse(overrides):
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    return OverridesParser.create().parse_overrides(list(overrides))
+
+
+def expand(overrides) -> tuple[list[list[str]], list[str]]:
+    """The grid of a multirun, as the basic sweeper builds it, and the keys that do not vary."""
+    choices, constant = [], []
+    for o in _parse(overrides):
+        key = o.get_key_element()
+        values = list(o.sweep_string_iterator()) if o.is_sweep_override() else [o.get_value_element_as_str()]
+        choices.append([f"{key}={v}" for v in values])
+        if len(values) == 1:
+            constant.append(o.key_or_group)
+    return [list(job) for job in itertools.product(*choices)], constant
+
+
+def job_folder(root: Path, job: list[str], exclude: list[str]) -> Path:
+    """Hydra's `override_dirname` of a job: its non-excluded overrides, sorted, comma-joined."""
+    lines = sorted(line for line, o in zip(job, _parse(job)) if o.key_or_group not in exclude)
+    return root / ",".join(lines)
+
+
+def _is_hydra(override: str) -> bool:
+    return override.lstrip("+~").startswith("hydra")
+
+
+def resolved_config(overrides: list[str]) -> str | None:
+    """The config a job would run, as its summary records it (canonical JSON)."""
+    from hydra import compose, initialize_config_module
+
+    from ..config import register as register_schemas
+
+    register_schemas()
+    try:
+        with initialize_config_module("kondo_bench.conf", version_base="1.3"):
+            cfg = compose("config", overrides=[o for o in overrides if not _is_hydra(o)])
+        return _canonical(result_config(cfg))
+    except Exception:  # e.g. ${hydra:...} interpolations: fall back to comparing overrides
+        return None
+
+
+def _canonical(config: dict) -> str:
+    return json.dumps(json.loads(json.dumps(config)), sort_keys=True)
+
+
+def is_done(job: Job, extra: list[str]) -> bool:
+    """Finished with the same config: summary.json with status complete and an identical config."""
+    try:
+        summary = json.loads((job.folder / "summary.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return False
+    if summary.get("status") != "complete":
+        return False
+    if job.config is not None:
+        return _canonical(upgraded(summary.get("result_config") or {})) == job.config
+    import yaml
+
+    def relevant(overrides):
+        return sorted(o for o in overrides if not _is_hydra(o) and o.lstrip("+~").split("=")[0].split(".")[0] not in NOT_RESULTS)
+
+    ran = yaml.safe_load((job.folder / ".hydra" / "overrides.yaml").read_text()) or []
+    return relevant(ran) == relevant(job.overrides + extra)
+
+
+def grids(jobs: list[list[str]]) -> list[list[str]]:
+    """Few multiruns covering exactly these jobs: a grid over one key per group of the others,
+    with the key that gives the fewest groups (the whole sweep, when nothing is done yet,
+    is passed as it was written instead)."""
+    if len(jobs) <= 1:
+        return [list(j) for j in jobs]
+    best = None
+    for i in [i for i in range(len(jobs[0])) if len({j[i] for j in jobs}) > 1]:
+        groups: dict[tuple, list[str]] = {}
+        for j in jobs:
+            groups.setdefault(tuple(j[:i] + j[i + 1:]), []).append(j[i].partition("=")[2])
+        if best is None or len(groups) < len(best[1]):
+            best = (i, groups)
+    i, groups = best
+    key = jobs[0][i].partition("=")[0]
+    return [[*rest[:i], f"{key}={','.join(values)}", *rest[i:]] for rest, values in groups.items()]
+
+
+def launch(sweep_dir: Path, overrides: list[str], exclude: list[str], verbose: bool,
+           progress: Progress | None = None) -> int:
+    """One multirun through the real command line; its output goes to sweep_dir/launch.log,
+    and each job's end to `progress`."""
+    # resume=false: these jobs were found not done, so an old run of another config is replaced
+    cmd = [sys.executable, "-m", "kondo_bench.cli", "run", "-m", *overrides, "resume=false",
+           f"hydra.sweep.dir={sweep_dir}", "hydra.sweep.subdir=${hydra.job.override_dirname}",
+           f"hydra.job.config.override_dirname.exclude_keys=[{','.join([*exclude, 'resume'])}]"]
+    # One thread per job: the runs are small, and parallel launchers then use one core each.
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    say = progress.write if progress else lambda text: print(text, flush=True)
+    tail: list[str] = []
+    with open(sweep_dir / "launch.log", "a") as log, \
+            subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env) as proc:
+        log.write("$ " + " ".join(cmd) + "\n")
+        for line in proc.stdout:
+            log.write(line)
+            tail = (tail + [line.rstrip()])[-20:]
+            if verbose or line.startswith(("complete:", "interrupted:", "kondo-bench: error")):
+                say("    " + line.rstrip())
+            if progress and line.startswith(JOB_ENDS):
+                progress.ended(ok=line.startswith("complete:"))
+    if proc.returncode != 0 and not verbose:
+        say("    " + "\n    ".join(tail))
+    return proc.returncode
+
+
+JOB_ENDS = ("complete:", "interrupted:", "kondo-bench: error: run failed")  # one line per job that ended
+
+
+@dataclass
+class Plan:
+    """One sweep of a figure: its jobs, and where and how they are launched."""
+
+    sweep: Sweep
+    root: Path
+    exclude: list
+    jobs: list
+
+
+def plan_sweeps(fig: Figure, scale: Scale, runs_root: Path, extra: list[str]) -> list[Plan]:
+    """Every job of a figure's sweeps, with its folder and config; says how many are done."""
+    plans = []
+    for sweep in fig.sweeps(scale):
+        grid, constant = expand(sweep.overrides)
+        exclude = constant + [o.key_or_group for o in _parse(extra)]
+        root = runs_root / sweep.name
+        jobs = [Job(j, job_folder(root, j, exclude), resolved_config(j + extra)) for j in grid]
+        done = sum(is_done(j, extra) for j in jobs)
+        print(f"[{fig.name}] sweep {sweep.name}: {len(jobs)} jobs, {done} done, {len(jobs) - done} to run -> {root}",
+              flush=True)
+        plans.append(Plan(sweep, root, exclude, jobs))
+    return plans
+
+
+@dataclass
+class Watch:
+    """Jobs done / total, failed and an ETA over every figure's jobs (kondo_bench/progress.py)."""
+
+    progress: Progress
+    skipped: int  # complete before this command started
+    launched: dict = field(default_factory=dict)  # folder -> Job, each counted once
+
+    def settle(self, extra: list[str]) -> None:
+        """Counts from the launched jobs' folders, whatever their output said."""
+        ok = sum(is_done(j, extra) for j in self.launched.values())
+        self.progress.update(done=self.skipped + ok, failed=len(self.launched) - ok)
+
+
+def run_sweeps(fig: Figure, plans: list[Plan], extra: list[str], verbose: bool, watch: Watch) -> tuple[list[Job], int]:
+    """Launch what is not done yet; returns every job of the figure and the number of failed launches."""
+    failed = 0
+    for p in plans:
+        todo = [j for j in p.jobs if not is_done(j, extra)]  # again: an earlier figure may have run them
+        if not todo:
+            continue
+        batches = [list(p.sweep.overrides)] if len(todo) == len(p.jobs) else grids([j.overrides for j in todo])
+        for overrides in batches:
+            failed += launch(p.root, overrides + extra, p.exclude, verbose, watch.progress) != 0
+        watch.launched.update((j.folder, j) for j in todo)
+        watch.settle(extra)
+    return [j for p in plans for j in p.jobs], failed
+
+
+def load_jobs(name: str, scale: Scale, out: Path, jobs: list[Job], runs_root: Path, extra: list[str]) -> FigureData:
+    """The tables of a figure's jobs: finished ones in `runs`/`curves`, the rest in `incomplete`."""
+    done = [j.folder for j in jobs if is_done(j, extra)]
+    tables = load_sweep(done, root=runs_root) if done else SweepTables(pd.DataFrame(), pd.DataFrame(), pd.DataFrame())
+    for df in (tables.runs, tables.curves):
+        if not df.empty:
+            df.insert(0, "sweep", df["run"].str.split("/").str[0])
+    missing = []
+    for j in jobs:
+        if j.folder.exists() and not is_done(j, extra):
+            _, inc, _ = read_job(j.folder, runs_root)
+            reason = inc["reason"] if inc else "finished with a different config: rerun to replace it"
+            missing.append({"run": str(j.folder.relative_to(runs_root)), "reason": reason})
+        elif not j.folder.exists():
+            missing.append({"run": str(j.folder.relative_to(runs_root)), "reason": "never started"})
+    incomplete = pd.DataFrame(missing, columns=["run", "reason"])
+    return FigureData(name, scale, out, tables.runs, tables.curves, incomplete)
+
+
