@@ -18,12 +18,12 @@ from .core import SCALES, Figure, Scale
 from .jobs import Plan, Watch, is_done, load_jobs, plan_sweeps, run_sweeps
 
 
-def make_figure(fig: Figure, scale: Scale, out: Path, runs_root: Path, extra: list[str], verbose: bool,
+def make_figure(fig: Figure, scale: Scale, out: Path, extra: list[str], verbose: bool,
                 plans: list[Plan], watch: Watch) -> tuple[list[Path], int]:
     started, say = time.time(), watch.progress.write  # lines above the progress bar on a terminal
     say(f"[{fig.name}] {fig.about} (scale {scale.name})")
     jobs, failed = run_sweeps(fig, plans, extra, verbose, watch)
-    data = load_jobs(fig.name, scale, out, jobs, runs_root, extra)
+    data = load_jobs(fig.name, scale, out, jobs, extra)
     written = []
     for stale in data.stem("_incomplete").parent.glob(data.stem("_incomplete").name + ".*"):
         stale.unlink()  # an earlier attempt's list; rewritten below if jobs are still missing
@@ -59,7 +59,10 @@ def main(argv: list[str], figures: dict[str, Figure]) -> int:
                         "quick: CPU minutes (default); report: CPU hours; paper: the full setting")
     parser.add_argument("--only", action="append", choices=list(figures), help="this figure only (repeatable)")
     parser.add_argument("--out", default="results/figures", help="output folder (default results/figures); "
-                        "figures and tables go to OUT/SCALE/, runs to OUT/SCALE/runs/")
+                        "figures and tables go to OUT/SCALE/, runs to OUT/SCALE/runs/ and the records of "
+                        "finished jobs (to commit) to OUT/SCALE/finished/")
+    parser.add_argument("--dry-run", "-n", action="store_true", help="say how many jobs each sweep has done and "
+                        "to run, and stop: launch, draw and write nothing")
     parser.add_argument("--jobs", "-j", type=int, default=1, help="jobs at once on this machine, through "
                         "Hydra's joblib launcher (pip install kondo-bench[joblib]); default 1")
     parser.add_argument("--verbose", "-v", action="store_true", help="show the runs' full output")
@@ -70,18 +73,20 @@ def main(argv: list[str], figures: dict[str, Figure]) -> int:
         return int(e.code or 0)
     scale = SCALES[args.scale]
     out = Path(args.out) / scale.name
-    runs_root = out / "runs"
     extra = list(args.overrides)
     if args.jobs > 1:
         extra = ["hydra/launcher=joblib", f"hydra.launcher.n_jobs={args.jobs}", *extra]
     started, failed = time.time(), 0
     figs = [figures[name] for name in args.only or list(figures)]
-    plans = {f.name: plan_sweeps(f, scale, runs_root, extra) for f in figs}
+    plans = {f.name: plan_sweeps(f, scale, out, extra) for f in figs}
     jobs = {j.folder: j for ps in plans.values() for p in ps for j in p.jobs}  # figures share sweeps
     skipped = sum(is_done(j, extra) for j in jobs.values())
+    if args.dry_run:
+        print(f"[figures] {len(jobs)} jobs, {skipped} done, {len(jobs) - skipped} to run (dry run: nothing launched)")
+        return 0
     watch = Watch(Progress(len(jobs), skipped=skipped, label="[figures] jobs"), skipped)
     for fig in figs:
-        _, f = make_figure(fig, scale, out, runs_root, extra, args.verbose, plans[fig.name], watch)
+        _, f = make_figure(fig, scale, out, extra, args.verbose, plans[fig.name], watch)
         failed += f
     watch.progress.close()
     print(f"all figures done in {time.time() - started:.0f} s" + (f"; {failed} launch(es) failed" if failed else ""))

@@ -3,9 +3,11 @@
 Each sweep runs through the real command line (`python -m kondo_bench.cli run -m ...`)
 into `<out>/<scale>/runs/<sweep name>/<job>`, the job folder named by the overrides that
 vary within the sweep (Hydra's `override_dirname`), so a rerun maps every job to the same
-folder. Before launching, each job's folder is checked: a `summary.json` with status
-complete and a config identical to the one the job would run is kept, and only the rest
-are launched (as few multiruns as possible).
+folder. A job is finished when its config is identical to the one the job would run and
+either its folder holds a `summary.json` with status complete, or the sweep's committed
+file `<out>/<scale>/finished/<sweep>.jsonl` has a complete record of it (`store.py`).
+Only the rest are launched (as few multiruns as possible); after each sweep its finished
+folders are recorded in that file, so the next session, on any machine, skips them too.
 """
 
 from __future__ import annotations
@@ -17,13 +19,15 @@ import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import pandas as pd
 
 from ..progress import Progress
 from ..reliability import NOT_RESULTS, result_config, upgraded
-from ..sweeps import SweepTables, load_sweep, read_job
+from ..sweeps import job_tables, read_job, read_overrides, tables_of
 from .core import Figure, FigureData, Scale, Sweep
+from .store import metrics_rows, read_store, record_of, store_path, write_store
 
 
 # ---------------------------------------------------------------- jobs: expand, check, launch
@@ -32,6 +36,7 @@ class Job:
     overrides: list  # one value per key, as Hydra's basic sweeper writes them
     folder: Path
     config: str | None  # canonical JSON of the resolved config; None where it cannot be resolved here
+    record: dict | None = None  # its line in the sweep's finished/ file, if it has one
 
 
 def _parse(overrides):
@@ -81,23 +86,37 @@ def _canonical(config: dict) -> str:
     return json.dumps(json.loads(json.dumps(config)), sort_keys=True)
 
 
-def is_done(job: Job, extra: list[str]) -> bool:
-    """Finished with the same config: summary.json with status complete and an identical config."""
-    try:
-        summary = json.loads((job.folder / "summary.json").read_text())
-    except (OSError, json.JSONDecodeError):
-        return False
-    if summary.get("status") != "complete":
+def finished(summary: dict | None, ran: list[str] | None, job: Job, extra: list[str]) -> bool:
+    """A summary (and the overrides it ran with) is this job's, finished: status complete and
+    the config it would run now (or, where that cannot be resolved here, the same overrides)."""
+    if not summary or summary.get("status") != "complete":
         return False
     if job.config is not None:
         return _canonical(upgraded(summary.get("result_config") or {})) == job.config
-    import yaml
 
     def relevant(overrides):
         return sorted(o for o in overrides if not _is_hydra(o) and o.lstrip("+~").split("=")[0].split(".")[0] not in NOT_RESULTS)
 
-    ran = yaml.safe_load((job.folder / ".hydra" / "overrides.yaml").read_text()) or []
-    return relevant(ran) == relevant(job.overrides + extra)
+    return relevant(ran or []) == relevant(job.overrides + extra)
+
+
+def folder_done(job: Job, extra: list[str]) -> bool:
+    """Finished in its run folder on this machine."""
+    try:
+        summary = json.loads((job.folder / "summary.json").read_text())
+    except (OSError, json.JSONDecodeError):
+        return False
+    return finished(summary, read_overrides(job.folder), job, extra)
+
+
+def record_done(job: Job, extra: list[str]) -> bool:
+    """Finished as a record in the sweep's finished/ file (committed, from any machine)."""
+    return job.record is not None and finished(job.record["summary"], job.record.get("overrides"), job, extra)
+
+
+def is_done(job: Job, extra: list[str]) -> bool:
+    """Finished with the same config, in its folder or as a committed record."""
+    return folder_done(job, extra) or record_done(job, extra)
 
 
 def grids(jobs: list[list[str]]) -> list[list[str]]:
@@ -119,9 +138,10 @@ def grids(jobs: list[list[str]]) -> list[list[str]]:
 
 
 def launch(sweep_dir: Path, overrides: list[str], exclude: list[str], verbose: bool,
-           progress: Progress | None = None) -> int:
+           progress: Progress | None = None, finished: Callable[[], object] | None = None) -> int:
     """One multirun through the real command line; its output goes to sweep_dir/launch.log,
-    and each job's end to `progress`."""
+    each job's end to `progress`, and `finished()` is called as each job completes (its
+    summary.json is written by then)."""
     # resume=false: these jobs were found not done, so an old run of another config is replaced
     cmd = [sys.executable, "-m", "kondo_bench.cli", "run", "-m", *overrides, "resume=false",
            f"hydra.sweep.dir={sweep_dir}", "hydra.sweep.subdir=${hydra.job.override_dirname}",
@@ -141,6 +161,8 @@ def launch(sweep_dir: Path, overrides: list[str], exclude: list[str], verbose: b
                 say("    " + line.rstrip())
             if progress and line.startswith(JOB_ENDS):
                 progress.ended(ok=line.startswith("complete:"))
+            if finished and line.startswith("complete:"):
+                finished()
     if proc.returncode != 0 and not verbose:
         say("    " + "\n    ".join(tail))
     return proc.returncode
@@ -151,27 +173,42 @@ JOB_ENDS = ("complete:", "interrupted:", "kondo-bench: error: run failed")  # on
 
 @dataclass
 class Plan:
-    """One sweep of a figure: its jobs, and where and how they are launched."""
+    """One sweep of a figure: its jobs, and where and how they are launched and recorded."""
 
     sweep: Sweep
     root: Path
     exclude: list
     jobs: list
+    store: Path  # the sweep's finished/ file
 
 
-def plan_sweeps(fig: Figure, scale: Scale, runs_root: Path, extra: list[str]) -> list[Plan]:
-    """Every job of a figure's sweeps, with its folder and config; says how many are done."""
+def plan_sweeps(fig: Figure, scale: Scale, out: Path, extra: list[str]) -> list[Plan]:
+    """Every job of a figure's sweeps, with its folder, config and record; says how many are done."""
     plans = []
     for sweep in fig.sweeps(scale):
         grid, constant = expand(sweep.overrides)
         exclude = constant + [o.key_or_group for o in _parse(extra)]
-        root = runs_root / sweep.name
-        jobs = [Job(j, job_folder(root, j, exclude), resolved_config(j + extra)) for j in grid]
+        root, store = out / "runs" / sweep.name, store_path(out, sweep.name)
+        records = read_store(store)
+        jobs = []
+        for j in grid:
+            folder = job_folder(root, j, exclude)
+            jobs.append(Job(j, folder, resolved_config(j + extra), records.get(folder.name)))
         done = sum(is_done(j, extra) for j in jobs)
         print(f"[{fig.name}] sweep {sweep.name}: {len(jobs)} jobs, {done} done, {len(jobs) - done} to run -> {root}",
               flush=True)
-        plans.append(Plan(sweep, root, exclude, jobs))
+        plans.append(Plan(sweep, root, exclude, jobs, store))
     return plans
+
+
+def record_finished(plan: Plan, extra: list[str]) -> bool:
+    """Add the sweep's jobs finished in their folders to its finished/ file (a job's record
+    replaces an older one of the same job); True when the file changed."""
+    records = read_store(plan.store)
+    for j in plan.jobs:
+        if folder_done(j, extra):
+            j.record = records[j.folder.name] = record_of(j.folder)
+    return write_store(plan.store, records) if records else False
 
 
 @dataclass
@@ -194,31 +231,41 @@ def run_sweeps(fig: Figure, plans: list[Plan], extra: list[str], verbose: bool, 
     for p in plans:
         todo = [j for j in p.jobs if not is_done(j, extra)]  # again: an earlier figure may have run them
         if not todo:
+            record_finished(p, extra)  # folders finished before the records existed (or on this machine)
             continue
         batches = [list(p.sweep.overrides)] if len(todo) == len(p.jobs) else grids([j.overrides for j in todo])
-        for overrides in batches:
-            failed += launch(p.root, overrides + extra, p.exclude, verbose, watch.progress) != 0
+        for overrides in batches:  # each job is recorded as it completes: a session that ends keeps it
+            failed += launch(p.root, overrides + extra, p.exclude, verbose, watch.progress,
+                             lambda: record_finished(p, extra)) != 0
         watch.launched.update((j.folder, j) for j in todo)
         watch.settle(extra)
+        record_finished(p, extra)  # whatever the output said
     return [j for p in plans for j in p.jobs], failed
 
 
-def load_jobs(name: str, scale: Scale, out: Path, jobs: list[Job], runs_root: Path, extra: list[str]) -> FigureData:
-    """The tables of a figure's jobs: finished ones in `runs`/`curves`, the rest in `incomplete`."""
-    done = [j.folder for j in jobs if is_done(j, extra)]
-    tables = load_sweep(done, root=runs_root) if done else SweepTables(pd.DataFrame(), pd.DataFrame(), pd.DataFrame())
+def load_jobs(name: str, scale: Scale, out: Path, jobs: list[Job], extra: list[str]) -> FigureData:
+    """The tables of a figure's jobs: finished ones (from their folders, else their records) in
+    `runs`/`curves`, the rest in `incomplete`."""
+    runs_root = out / "runs"
+    results, missing = [], []
+    for j in jobs:
+        run = str(j.folder.relative_to(runs_root))
+        if folder_done(j, extra):
+            results.append(read_job(j.folder, runs_root))
+        elif record_done(j, extra):
+            results.append(job_tables(run, j.record["summary"], metrics_rows(j.record), j.record.get("overrides", [])))
+        elif j.folder.exists():
+            _, inc, _ = read_job(j.folder, runs_root)
+            missing.append({"run": run, "reason": inc["reason"] if inc else
+                            "finished with a different config: rerun to replace it"})
+        elif j.record is not None:
+            missing.append({"run": run, "reason": "its record in finished/ ran a different config: "
+                            "rerun to replace it"})
+        else:
+            missing.append({"run": run, "reason": "never started"})
+    tables = tables_of(results)
     for df in (tables.runs, tables.curves):
         if not df.empty:
             df.insert(0, "sweep", df["run"].str.split("/").str[0])
-    missing = []
-    for j in jobs:
-        if j.folder.exists() and not is_done(j, extra):
-            _, inc, _ = read_job(j.folder, runs_root)
-            reason = inc["reason"] if inc else "finished with a different config: rerun to replace it"
-            missing.append({"run": str(j.folder.relative_to(runs_root)), "reason": reason})
-        elif not j.folder.exists():
-            missing.append({"run": str(j.folder.relative_to(runs_root)), "reason": "never started"})
     incomplete = pd.DataFrame(missing, columns=["run", "reason"])
     return FigureData(name, scale, out, tables.runs, tables.curves, incomplete)
-
-
