@@ -11,7 +11,8 @@ How commands are shrunk (nothing else is changed):
   first value and any other list its first two, except `method=` lists, which stay whole;
   `hydra.launcher.n_jobs=N` becomes 1 (joblib then runs the jobs in this process).
 - `kondo-bench figures --scale S`: `--scale test`, and `--only bandit` where no `--only` is given
-  (every figure at test scale is 20 sweeps, each a fresh process: minutes here).
+  (every figure at test scale is 20 sweeps, each a fresh process: minutes here); with
+  `--dry-run` it must only succeed (it writes nothing).
 - `make T`: the target's recipe lines from the Makefile, each planned like a README line
   (`setup`, which makes .venv, is not run: this test runs inside it).
 - `python scripts/X.py`: the script's own smallest options (see SCRIPTS).
@@ -204,6 +205,8 @@ def plan(line: str) -> Step:
         if "--only" not in argv:
             argv += ["--only", "bandit"]
         out = f"{_opt(argv, '--out') or 'results/figures'}/test"
+        if "--dry-run" in argv or "-n" in argv:  # plans, and writes nothing
+            return Step(line, "kondo-bench", argv=argv, env=env)
         return Step(line, "kondo-bench", argv=argv, env=env,
                     files=[f"{out}/{name}{ext}" for name in only for ext in (".png", "_runs.csv", "_curves.csv")])
     if sub in ("data", "--help", "-h", "--version", "summarize", "plot"):
