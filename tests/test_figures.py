@@ -115,3 +115,25 @@ def test_mnist_source_note(tmp_path):
     assert "test-split fallback" in note and "8k train / 2k eval" in note
     (run / "summary.json").write_text(json.dumps({**summary, "data_source": "full"}))
     assert common.mnist_source_note(data, runs) is None
+
+
+def test_finished_records_round_trip_and_a_bad_line_costs_only_itself(tmp_path, caplog):
+    """A job folder's record gives back its summary (less the run options) and metrics rows;
+    a line that is not a record (a torn write, a merge marker) is skipped, the others count."""
+    from kondo_bench.figures.store import metrics_rows, read_store, record_of, write_store
+
+    job = tmp_path / "runs" / "sweep" / "seed=0"
+    (job / ".hydra").mkdir(parents=True)
+    summary = {"status": "complete", "final_quality": 0.25, "config": {"seed": 0, "progress": True},
+               "result_config": {"seed": 0}}
+    (job / "summary.json").write_text(json.dumps(summary))
+    (job / "metrics.jsonl").write_text('{"step": 1, "error": 0.5}\n{"step": 2, "error": 0.25, "price": null}\n')
+    (job / ".hydra" / "overrides.yaml").write_text("- seed=0\n")
+    rec = record_of(job)
+    assert rec["job"] == "seed=0" and rec["overrides"] == ["seed=0"] and "config" not in rec["summary"]
+    assert metrics_rows(rec) == [{"step": 1, "error": 0.5, "price": None}, {"step": 2, "error": 0.25, "price": None}]
+    path = tmp_path / "finished" / "sweep.jsonl"
+    assert write_store(path, {"seed=0": rec}) and not write_store(path, {"seed=0": rec})  # unchanged: not rewritten
+    path.write_text("<<<<<<< HEAD\n" + path.read_text() + '{"job": "seed=1", "summ')
+    assert list(read_store(path)) == ["seed=0"] and read_store(path)["seed=0"] == rec
+    assert "line 1 is not a finished-job record" in caplog.text and "line 3" in caplog.text

@@ -44,9 +44,10 @@ def record_of(job: Path) -> dict:
 
 
 def metrics_rows(record: dict) -> list[dict]:
-    """A record's metrics rows, as read_metrics returns them (keys a row lacked are left out)."""
+    """A record's metrics rows, as read_metrics returns them (a key a row lacked reads null,
+    which the tables hold as NaN either way)."""
     m = record.get("metrics") or {}
-    return [{k: v for k, v in zip(m.get("columns", []), row) if v is not None} for row in m.get("rows", [])]
+    return [dict(zip(m.get("columns", []), row)) for row in m.get("rows", [])]
 
 
 def read_store(path: Path) -> dict[str, dict]:
