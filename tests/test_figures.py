@@ -2,10 +2,9 @@
 
 import itertools
 import json
-import subprocess
-import sys
 
 import pandas as pd
+import pytest
 
 from conftest import needs_mnist
 from kondo_bench import figures
@@ -31,23 +30,38 @@ def config(job: dict) -> dict:
     return json.loads(resolved)
 
 
-def test_registry_lists_every_figure_module_whichever_is_imported_first():
+def test_registry_lists_every_figure_module_and_nothing_imports_in_a_circle():
     """One module per figure under kondo_bench/figures/, each in the registry once, in the
-    order `figures` makes them; importing any module first (a figure, the machinery, the
-    command line) works: nothing imports in a circle."""
+    order `figures` makes them. Read from the source: the machinery imports no figure and
+    no module imports, through others, itself (a package's __init__ runs first and would
+    hide such a cycle from an import test)."""
+    import ast
     from pathlib import Path
 
     folder = Path(figures.__file__).parent
-    machinery = {"__init__", "core", "jobs", "command", "common"}
-    modules = {p.stem for p in folder.glob("*.py")} - machinery
+    machinery = {"core", "jobs", "store", "command", "common"}
+    modules = {p.stem for p in folder.glob("*.py")} - machinery - {"__init__"}
     assert {m.__name__.rsplit(".", 1)[1] for m in figures.MODULES} == modules
     assert list(figures.FIGURES)[:4] == ["bandit", "mnist", "speedup", "reversal"]
-    assert len(figures.FIGURES) == len(figures.MODULES)
-    for first in ["kondo_bench.cli", *(f"kondo_bench.figures.{m}" for m in sorted(modules | machinery - {"__init__"}))]:
-        code = (f"import {first}; from kondo_bench.figures import FIGURES; "
-                f"assert set(FIGURES) >= {set(figures.FIGURES)!r}, FIGURES")
-        res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-        assert res.returncode == 0, (first, res.stderr)
+    assert len(figures.FIGURES) == len(figures.MODULES) and all(m.FIGURE.name in figures.FIGURES for m in figures.MODULES)
+    imports = {}
+    for name in modules | machinery:
+        found = set()
+        for node in ast.walk(ast.parse((folder / f"{name}.py").read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:  # from .x import ... / from . import x
+                found |= {node.module} if node.module else {a.name for a in node.names}
+        imports[name] = found
+        assert found <= modules | machinery, (name, found)  # never the package (__init__) itself
+    for name in machinery:
+        assert not imports[name] & modules, f"{name}.py imports a figure: {imports[name] & modules}"
+
+    def reach(name, seen=()):
+        for dep in imports[name]:
+            assert dep not in (*seen, name), f"import cycle: {' -> '.join((*seen, name, dep))}"
+            reach(dep, (*seen, name))
+
+    for name in imports:
+        reach(name)
 
 
 @needs_mnist
@@ -137,3 +151,58 @@ def test_finished_records_round_trip_and_a_bad_line_costs_only_itself(tmp_path, 
     path.write_text("<<<<<<< HEAD\n" + path.read_text() + '{"job": "seed=1", "summ')
     assert list(read_store(path)) == ["seed=0"] and read_store(path)["seed=0"] == rec
     assert "line 1 is not a finished-job record" in caplog.text and "line 3" in caplog.text
+
+
+def test_reversal_redraws_from_committed_tables_with_zeros_clipped_at_the_resolution(tmp_path, monkeypatch):
+    """`--redraw` draws the committed report-scale tables again, launching nothing; their
+    sampled error (quality seq_error, 200 prompts x H = 10) is clipped at its resolution 5e-4,
+    drawn as a line: no curve, band or bar plunges toward the 1e-17 of float rounding."""
+    import shutil
+    from pathlib import Path
+
+    import matplotlib.pyplot as plt
+
+    from kondo_bench import plots
+    from kondo_bench.figures.reversal import resolution
+
+    committed = Path(__file__).parents[1] / "results" / "figures" / "report"
+    (tmp_path / "report").mkdir()
+    for name in ("reversal_runs.csv", "reversal_curves.csv"):
+        shutil.copy(committed / name, tmp_path / "report" / name)
+    runs = pd.read_csv(tmp_path / "report" / "reversal_runs.csv")
+    floor, note, footer = resolution(runs)
+    assert floor == 1 / (200 * 10) and "5e-4" in note and "200 fresh prompts × H = 10" in footer
+    assert resolution(runs.assign(quality_metric="expected_error"))[0] is None  # no grain to clip at
+
+    monkeypatch.setattr(figures.jobs, "launch", lambda *a: pytest.fail("--redraw launched a job"))
+    lows, floors = [], []
+    real_save = plots.save
+
+    def inspect(fig, stem):
+        for ax in fig.axes:
+            if ax.get_yscale() == "log":
+                lows.append(ax.get_ylim()[0])
+                lows.extend(min(line.get_ydata()) for line in ax.get_lines() if len(line.get_ydata()))
+                floors.extend(t.get_text() for t in ax.texts if t.get_text().startswith("resolution 5e-4"))
+        return real_save(fig, stem)
+
+    monkeypatch.setattr(plots, "save", inspect)
+    assert main(["figures", "--scale", "report", "--only", "reversal", "--redraw", "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "report" / "reversal.png").stat().st_size > 20_000
+    assert (tmp_path / "report" / "reversal_pareto.png").exists()
+    assert len(floors) == 6 and min(lows) >= floor / 2 - 1e-12, min(lows)  # 3 curve panels + 3 trade-off panels
+    plt.close("all")
+
+
+def test_a_reversal_run_from_before_expected_error_is_not_finished_work(tmp_path):
+    """Its summary names seq_error as the quality: drawn beside new runs it would put two
+    metrics on one axis, so it is run again."""
+    overrides = ["task=reversal", "task.steps=2", "seed=0"]
+    config = figures.resolved_config(overrides)
+    job = figures.jobs.Job(overrides, tmp_path / "seed=0", config)
+    job.folder.mkdir()
+    summary = {"status": "complete", "result_config": json.loads(config), "quality_metric": "expected_error"}
+    (job.folder / "summary.json").write_text(json.dumps(summary))
+    assert figures.is_done(job, [])
+    (job.folder / "summary.json").write_text(json.dumps({**summary, "quality_metric": "seq_error"}))
+    assert not figures.is_done(job, [])

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..progress import Progress
 from ..sweeps import write_table
-from .core import SCALES, Figure, Scale
+from .core import SCALES, Figure, FigureData, Scale
 from .jobs import Plan, Watch, is_done, load_jobs, plan_sweeps, run_sweeps
 
 
@@ -63,6 +63,8 @@ def main(argv: list[str], figures: dict[str, Figure]) -> int:
                         "finished jobs (to commit) to OUT/SCALE/finished/")
     parser.add_argument("--dry-run", "-n", action="store_true", help="say how many jobs each sweep has done and "
                         "to run, and stop: launch, draw and write nothing")
+    parser.add_argument("--redraw", action="store_true", help="only draw again, from the tables already in "
+                        "OUT/SCALE (<figure>_runs.csv and _curves.csv): launch nothing, read no run")
     parser.add_argument("--jobs", "-j", type=int, default=1, help="jobs at once on this machine, through "
                         "Hydra's joblib launcher (pip install kondo-bench[joblib]); default 1")
     parser.add_argument("--verbose", "-v", action="store_true", help="show the runs' full output")
@@ -78,6 +80,8 @@ def main(argv: list[str], figures: dict[str, Figure]) -> int:
         extra = ["hydra/launcher=joblib", f"hydra.launcher.n_jobs={args.jobs}", *extra]
     started, failed = time.time(), 0
     figs = [figures[name] for name in args.only or list(figures)]
+    if args.redraw:
+        return redraw(figs, scale, out)
     plans = {f.name: plan_sweeps(f, scale, out, extra) for f in figs}
     jobs = {j.folder: j for ps in plans.values() for p in ps for j in p.jobs}  # figures share sweeps
     skipped = sum(is_done(j, extra) for j in jobs.values())
@@ -93,3 +97,24 @@ def main(argv: list[str], figures: dict[str, Figure]) -> int:
     return 1 if failed else 0
 
 
+
+
+def redraw(figs: list[Figure], scale: Scale, out: Path) -> int:
+    """Draw each figure from its committed tables (after a change to the drawing code)."""
+    import pandas as pd
+
+    failed = 0
+    for fig in figs:
+        runs, curves = out / f"{fig.name}_runs.csv", out / f"{fig.name}_curves.csv"
+        if not runs.exists():
+            print(f"[{fig.name}] no {runs}: run `kondo-bench figures --scale {scale.name} --only {fig.name}` first",
+                  file=sys.stderr)
+            failed += 1
+            continue
+        data = FigureData(fig.name, scale, out, pd.read_csv(runs),
+                          pd.read_csv(curves) if curves.exists() else pd.DataFrame(), pd.DataFrame())
+        written = fig.draw(data)
+        for note in data.notes:
+            print(f"[{fig.name}] {note}")
+        print(f"[{fig.name}] redrawn from {runs.name}: " + ", ".join(str(p) for p in written if p.suffix != ".pdf"))
+    return 1 if failed else 0

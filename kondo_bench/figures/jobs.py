@@ -12,6 +12,7 @@ folders are recorded in that file, so the next session, on any machine, skips th
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import os
@@ -87,17 +88,33 @@ def _canonical(config: dict) -> str:
 
 
 def finished(summary: dict | None, ran: list[str] | None, job: Job, extra: list[str]) -> bool:
-    """A summary (and the overrides it ran with) is this job's, finished: status complete and
-    the config it would run now (or, where that cannot be resolved here, the same overrides)."""
+    """A summary (and the overrides it ran with) is this job's, finished: status complete, the
+    config it would run now (or, where that cannot be resolved here, the same overrides) and
+    the quality metric its task reports now (a reversal run from before `expected_error` has
+    none: drawn beside new runs it would mix two metrics on one axis)."""
     if not summary or summary.get("status") != "complete":
         return False
     if job.config is not None:
-        return _canonical(upgraded(summary.get("result_config") or {})) == job.config
+        quality = _quality(json.loads(job.config).get("task", {}).get("name"))
+        return (_canonical(upgraded(summary.get("result_config") or {})) == job.config
+                and (quality is None or summary.get("quality_metric") in (quality, None)))
 
     def relevant(overrides):
         return sorted(o for o in overrides if not _is_hydra(o) and o.lstrip("+~").split("=")[0].split(".")[0] not in NOT_RESULTS)
 
     return relevant(ran or []) == relevant(job.overrides + extra)
+
+
+@functools.cache
+def _quality(task: str | None) -> str | None:
+    """The quality metric a task reports now (None for a task this code does not know)."""
+    from ..errors import UserError
+    from ..tasks import task_class
+
+    try:
+        return task_class(task).quality
+    except (UserError, TypeError):
+        return None
 
 
 def folder_done(job: Job, extra: list[str]) -> bool:
