@@ -206,3 +206,53 @@ def test_a_reversal_run_from_before_expected_error_is_not_finished_work(tmp_path
     assert figures.is_done(job, [])
     (job.folder / "summary.json").write_text(json.dumps({**summary, "quality_metric": "seq_error"}))
     assert not figures.is_done(job, [])
+
+
+def hstar_curves() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """DG at H = 2, 4, 6, two seeds, evaluated at 100, 200 and 300 forward samples, reward 1 - quality:
+    seed 0 solves H = 2 at 200 and H = 4 at 300; seed 1 solves H = 2 at 100 (a later dip does not
+    unsolve it), never H = 4 (0.75 is not above the threshold), and H = 6 at 200."""
+    rewards = {(0, 2): [0.5, 0.8, 0.9], (0, 4): [0.2, 0.6, 0.8], (0, 6): [0.1, 0.1, 0.1],
+               (1, 2): [0.8, 0.7, 0.9], (1, 4): [0.75, 0.75, 0.75], (1, 6): [0.3, 0.76, 0.5]}
+    conf = {"task": "reversal", "method": "dg", "gate": "none", "price": float("nan"), "keep_rate": float("nan"),
+            "eta": 1.0, "task.vocab": 2, "quality_metric": "expected_error"}
+    curves = pd.DataFrame([{**conf, "seed": seed, "task.horizon": h, "step": i + 1, "forward_samples": 100 * (i + 1),
+                            "backward_units": 100 * (i + 1) * h // 10, "quality": 1 - r}
+                           for (seed, h), rs in rewards.items() for i, r in enumerate(rs)])
+    last = curves[curves["step"] == 3].reset_index(drop=True)
+    runs = last.drop(columns=["quality", "step"]).assign(final_quality=last["quality"], steps=3,
+                                                          run=[f"hstar/{i}" for i in range(6)])
+    return runs, curves
+
+
+def test_hstar_is_the_largest_h_solved_by_each_budget_averaged_over_seeds(tmp_path):
+    from kondo_bench.figures import hstar
+
+    runs, curves = hstar_curves()
+    keys = hstar.keys_without_horizon(runs)
+    assert "task.horizon" not in keys and "method" in keys
+    table = hstar.hstar_table(curves, keys)
+    by_seed = {(r.seed, r.budget): r.hstar for r in table.itertuples()}
+    assert by_seed == {(0, 100): 0, (0, 200): 2, (0, 300): 4, (1, 100): 2, (1, 200): 6, (1, 300): 6}
+    mean = hstar.hstar_mean(table, keys)
+    assert mean["mean"].tolist() == [1, 4, 5] and mean["size"].tolist() == [2, 2, 2]
+    # against backward passes (kept tokens / H): here a tenth of the forward samples
+    back = hstar.hstar_table(curves, keys, "backward_passes")
+    assert sorted(back["budget"].unique()) == [10, 20, 30] and back["hstar"].tolist() == table["hstar"].tolist()
+
+    data = figures.FigureData("hstar", figures.SCALES["test"], tmp_path, runs, curves, pd.DataFrame())
+    assert [p.suffix for p in hstar.draw(data)] == [".png", ".pdf"]
+    assert data.notes == ["DG: H* = 5 ± 1 (n = 2) at 300 forward samples; the paper: 26.5 at 1 M"]
+
+
+def test_hstar_grid_runs_the_papers_methods():
+    sweeps = grid("hstar", "paper")
+    jobs = [j for js in sweeps.values() for j in js]
+    methods = {(j["method"], j.get("keep_rate"), j.get("price"), j.get("method.eta")) for j in jobs}
+    assert methods == {("pg", None, None, None), ("ppo", None, None, None), ("pmpo", None, None, None),
+                       ("dg", None, None, None), ("dgk", None, "0", "0"), ("dgk", "0.03", None, None)}
+    assert {j["task.steps"] for j in jobs} == {"10000"}  # x 100 episodes: the paper's 1 M forward samples
+    assert max(int(j["task.horizon"]) for j in jobs) >= 30 and {j["seed"] for j in jobs} == {"0", "1", "2"}
+    lam0 = config(next(j for j in sweeps["hstar-dgk-price0"]))
+    assert lam0["method"]["eta"] == 0 and lam0["price"] == 0 and lam0["task"]["vocab"] == 2
+    assert len(grid("hstar", "test")["hstar-ungated"]) == 4 * 2  # four methods x H = 2, 4, one seed
