@@ -131,6 +131,58 @@ def test_compacted_rows_give_the_masked_full_batch_gradient():
     assert torch.allclose(compacted, captured["g"], atol=1e-6)
 
 
+@pytest.mark.parametrize("gate,reduce", [("topk", "mean"), ("topk", "sum"), ("quantile", "mean")])
+def test_sequence_gate_keeps_whole_answers_and_compacts_to_them(gate, reduce):
+    """method.unit=sequence: the gate ranks (or prices) rows by their tokens' mean or summed
+    score, keeps whole answers, counts their tokens, and re-runs only their rows."""
+    task = tiny_task(batch_size=60, samples_per_prompt=3)
+    captured = {}
+
+    def keep_grads(loss):
+        task.net.zero_grad()
+        loss.backward()
+        captured["g"] = torch.cat([p.grad.reshape(-1) for p in task.net.parameters()])
+
+    task.learn = keep_grads
+    batch = task.act()
+    batch.advantage = torch.randn(60, 1).expand(-1, 4).contiguous()
+    method = Method("dgk", gate=gate, keep_rate=0.2, unit="sequence", unit_reduce=reduce, eta=0.3)
+    sel = method.select(batch.advantage, batch.logp)
+    rows = sel.keep.any(1)
+    assert torch.equal(sel.keep, rows[:, None].expand(-1, 4))  # all of a row's tokens, or none
+    if gate == "topk":  # exactly round(0.2 * 60) = 12 answers: the 12 best by their reduced delight
+        assert int(rows.sum()) == 12
+        chi = batch.advantage * -batch.logp
+        seq = chi.sum(1) if reduce == "sum" else chi.mean(1)
+        assert seq[rows].min() >= seq[~rows].max()
+    learned = learn_step(task, batch, sel, method)
+    assert learned.backward_rows == int(rows.sum()) and learned.kept_units == 4 * int(rows.sum())
+    compacted = captured["g"]
+    full = task.logp(batch, torch.arange(60))
+    keep_grads(-(sel.coef * sel.keep * full).sum() / 240)
+    assert torch.allclose(compacted, captured["g"], atol=1e-6)
+
+
+def test_sequence_gate_keep_rate_is_the_share_of_answers(tmp_path):
+    s = run_experiment(make_cfg("task=reversal", "method=dgk", "keep_rate=0.1", "method.unit=sequence",
+                                "task.steps=3", "task.eval_every=3", "task.horizon=3", "task.d_model=16",
+                                "task.ffn=32", "task.eval_prompts=10", "progress=false"), tmp_path)
+    assert s["status"] == "complete" and s["final"]["keep_rate"] == pytest.approx(0.1)
+    assert s["backward_units"] == 3 * s["backward_samples"] == 3 * 3 * 10  # 10 answers a step, 3 tokens each
+
+
+@pytest.mark.parametrize("overrides,needle", [
+    (("task=mnist", "method=dgk", "keep_rate=0.1", "method.unit=sequence"), "one unit each"),
+    (("task=reversal", "method=dg", "method.unit=sequence"), "only a gate read it"),
+    (("task=reversal", "method=dgk", "keep_rate=0.1", "method.unit_reduce=sum"), "method.unit=sequence"),
+])
+def test_sequence_gate_refused_where_it_would_mean_nothing(overrides, needle):
+    from kondo_bench.config import validate
+
+    with pytest.raises(UserError, match=needle):
+        validate(make_cfg(*overrides))
+
+
 # ---- the transformer ----
 
 def test_causal_mask_later_tokens_do_not_change_earlier_logits():

@@ -192,6 +192,7 @@ class ReversalTask(Task):
     quality = "seq_error"
     quality_labels = {"seq_error": "sequence error"}
     checkpoint_attrs = ("train_reward", "train_episodes", "eval_rng")
+    units_per_row = "many"  # H answer tokens: method.unit=sequence gates whole answers
 
     def __init__(self, cfg, device: torch.device):
         self.cfg, self.device = cfg, device
