@@ -610,3 +610,4 @@ register(Figure("reversal", "Fig 8: token reversal sequence error against forwar
                 _reversal_sweeps, _draw_reversal))
 
 from . import figure_specs  # noqa: E402,F401  registers more figures (screening, noise, gambling)
+from . import figure_gateform  # noqa: E402,F401  registers `gateform` (token reversal's rho-gate forms)
