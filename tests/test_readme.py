@@ -61,8 +61,9 @@ SCRIPTS = {
     "report_numbers.py": lambda args: (args, []),
     "hstar.py": lambda args: (_set_opts(args, {"--horizons": ["4"], "--steps": ["2"], "--out": ["hstar"]})
                               + ["task.eval_prompts=10"], ["hstar/H4_seed0/summary.json"]),
-    "reversal_kept_tokens.py": lambda args: (_set_opts(args, {"--steps": ["0", "2"], "--batches": ["1"]})
-                                             + ["task.eval_prompts=10"], []),
+    "reversal_gate_mechanism.py": lambda args: (_set_opts(args, {"--steps": ["0", "2"], "--batches": ["1"],
+                                                                 "--reference": ["1"]})
+                                                + ["task.eval_prompts=10"], []),
     "bench_core.py": lambda args: (_set_opts(args, {"--tasks": ["bandit"], "--methods": ["dgk"]})
                                    + ["task.steps=2", "task.eval_every=1"], [_opt(args, "--out")] if _opt(args, "--out") else []),
 }
