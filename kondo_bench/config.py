@@ -57,6 +57,18 @@ class Signal(str, Enum):
     additive = "additive"  # signal_alpha * U + (1 - signal_alpha) * l
 
 
+class Unit(str, Enum):
+    """What a gate decides on: each unit of the task (a token on reversal), or a whole row."""
+
+    token = "token"  # each unit: a sample (bandit, MNIST) or a token (reversal)
+    sequence = "sequence"  # a whole row of units: its tokens' scores reduced by method.unit_reduce
+
+
+class Reduce(str, Enum):
+    mean = "mean"
+    sum = "sum"
+
+
 class Ties(str, Enum):
     random = "random"  # exactly k kept, ties broken at random
     all = "all"  # every sample tied with the k-th passes (the official code)
@@ -180,6 +192,8 @@ class MethodConfig:
     gate: Gate = Gate.none  # dgk: auto
     kept_weight: KeptWeight = KeptWeight.one  # dg: kept units carry DG's weight (= estimator=dg)
     ties: Ties = Ties.random
+    unit: Unit = Unit.token  # sequence: whole rows ranked or priced, kept or skipped together
+    unit_reduce: Reduce = Reduce.mean  # a sequence's score: the mean or the sum of its tokens' scores
     signal: Signal = Signal.delight  # what a gate screens on
     signal_alpha: float = num(0.5, "[0, 1]", "alpha of the additive signal alpha U + (1 - alpha) l")
     delight_noise: float = num(0.0, ">= 0", "relative noise chi * (1 + delight_noise * N(0, 1)) on the delight")
@@ -347,6 +361,12 @@ def validate(cfg) -> None:
     if gate in ("quantile", "topk"):
         need(cfg.keep_rate is not None, f"method.gate={gate} needs keep_rate, e.g. keep_rate=0.03")
     refuse_ignored_knobs(cfg, resolve_estimator(cfg), gate)
+    if cfg.method.unit == Unit.sequence:
+        from .tasks import task_class
+
+        need(task_class(cfg.task.name).units_per_row == "many",
+             f"method.unit=sequence is the same gate as method.unit=token on task={cfg.task.name}, whose rows are "
+             "one unit each; drop method.unit (it matters where a row has many units: task=reversal's tokens)")
     if cfg.task.name == "reversal":
         validate_reversal(cfg.task)
 

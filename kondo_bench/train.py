@@ -37,7 +37,7 @@ from .reliability import (FolderLock, NumericsError, NumericsGuard, StopFlag, lo
                           remove_stale_temporaries, result_config, rng_state, save_checkpoint, set_rng_state,
                           upgraded)
 from .results import SUMMARY, RunWriter, read_metrics, read_summary
-from .tasks import Batch, Task, make_task
+from .tasks import Batch, Task, draw, make_task
 
 log = logging.getLogger(__name__)
 PLAIN = Method("pg")  # one pass, loss -coef * log pi: what every method but PPO uses
@@ -176,11 +176,11 @@ def train(cfg, task: Task, method: Method, writer: RunWriter, device: torch.devi
                 guard.step = step
                 try:
                     with timer.phase("act"), (stale.acting() if stale else nullcontext()), screen_cast:
-                        batch = task.act(grad=acts_with_grad, supervised=method.supervised)
+                        batch = draw(task, acts_with_grad, oracle=method.supervised)
                     with timer.phase("screen"):
                         sel = method.select(batch.advantage, batch.logp)
                         guard.watch("delight", sel.delight)
-                    if step == start + 1 and (note := method.keep_rate_note(sel.keep.numel())):
+                    if step == start + 1 and (note := method.keep_rate_note(method.gated_units(sel.keep))):
                         log.warning(note)
                     with timer.phase("learn"):
                         learned = learn_step(task, batch, sel, method, guard, refresh_old=screen_bf16)

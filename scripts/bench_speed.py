@@ -59,7 +59,7 @@ def timed(fn, device, repeats: int, warmup: int = 3) -> float:
 
 def forward_backward(task, device, repeats):
     """F and B of the full batch, with the task's own compacted-forward path on every row."""
-    batch = task.act(grad=False, supervised=False)
+    batch = task.act()
     rows = torch.arange(batch.logp.shape[0], device=device)
     state = {}
 
@@ -82,7 +82,7 @@ def step_fn(task, method, bf16_screen: bool = False):
     def step():
         cast = torch.autocast(task.device.type, dtype=torch.bfloat16) if bf16_screen else nullcontext()
         with cast:
-            batch = task.act(grad=not method.gated, supervised=False)
+            batch = task.act() if method.gated else task.act_with_grad()
         sel = method.select(batch.advantage, batch.logp)
         learn_step(task, batch, sel, method)
     return step

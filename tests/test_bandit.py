@@ -35,7 +35,7 @@ def task(*overrides):
 
 
 def estimate(t, method):
-    batch = t.act(grad=not method.gated, supervised=False)
+    batch = t.act() if method.gated else t.act_with_grad()
     sel = method.select(batch.advantage, batch.logp)
     learn_step(t, batch, sel)
     return t.evaluate()["misalignment"]
@@ -59,7 +59,7 @@ def test_zero_price_hard_gate_has_no_perpendicular_noise():
 def test_multi_context_logs_cross_entropy_misalignment():
     t = BanditTask(make_cfg("task=bandit_multi").task, torch.device("cpu"))
     m = Method("pg")
-    batch = t.act(grad=True, supervised=False)
+    batch = t.act_with_grad()
     learn_step(t, batch, m.select(batch.advantage, batch.logp))
     out = t.evaluate()
     assert 0 <= out["misalignment"] <= 2 and 0 <= out["misalignment_ce"] <= 2

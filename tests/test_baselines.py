@@ -12,7 +12,7 @@ from test_train import TinyTask, grads
 
 def test_ppo_one_epoch_one_minibatch_is_pg():
     task = TinyTask()
-    batch = task.act(grad=True, supervised=False)
+    batch = task.act_with_grad()
     learn_step(task, batch, Method("pg").select(batch.advantage, batch.logp), Method("pg"))
     pg = grads(task)
     ppo = Method("ppo", epochs=1, minibatches=1, kl=0.5)
@@ -24,7 +24,7 @@ def test_ppo_one_epoch_one_minibatch_is_pg():
 
 def test_ppo_epochs_and_minibatches_count_backward_passes():
     task = TinyTask()
-    batch = task.act(grad=False, supervised=False)
+    batch = task.act()
     ppo = Method("ppo", epochs=3, minibatches=4)
     # every epoch's backward passes count, each kept unit once in the keep rate, and each
     # minibatch is an optimiser step

@@ -11,7 +11,7 @@ from kondo_bench.config import validate
 from kondo_bench.errors import UserError
 from kondo_bench.methods import Method
 from kondo_bench.results import RunWriter
-from kondo_bench.tasks import make_task
+from kondo_bench.tasks import draw, make_task
 from kondo_bench.train import learn_step, run_experiment, train
 from test_train import TinyTask, grads
 
@@ -60,7 +60,8 @@ def test_topk_compaction_equals_the_masked_full_batch(estimator):
     """Through the top-k gate, the compacted re-forward of kept rows gives the gradient of the
     full batch with the other rows' terms masked out, for every estimator's terms."""
     task = TinyTask()
-    batch = task.act(grad=False, supervised=estimator == "ce")
+    batch = draw(task, grad=False, oracle=estimator == "ce")
+    task.seen_rows.clear()  # the oracle's screen reads the targets' log pi over every row
     method = Method(estimator, gate="topk", keep_rate=0.25)
     sel = method.select(batch.advantage, batch.logp)
     learned = learn_step(task, batch, sel, method)
@@ -84,7 +85,7 @@ def test_bf16_screen_recomputes_ppo_old_logp_in_fp32():
     """With a bf16 screen, the first minibatch's ratio is exactly 1: old log pi is recomputed."""
     task = TinyTask()
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        batch = task.act(grad=False, supervised=False)
+        batch = task.act()
     ppo = Method("ppo", epochs=1, minibatches=1, clip=0.0)
     seen = []
     original = ppo.estimator.loss
@@ -147,7 +148,7 @@ def test_a_task_loss_of_its_own_runs_beside_the_gated_terms():
     """Through top-k, every row the task asks for is re-run, and the gradient is the masked
     estimator terms plus the task's own loss over all rows."""
     task = OwnLossTask()
-    batch = task.act(grad=False, supervised=False)
+    batch = task.act()
     method = Method("dgk", gate="topk", keep_rate=0.25)
     sel = method.select(batch.advantage, batch.logp)
     learned = learn_step(task, batch, sel, method)

@@ -22,7 +22,7 @@ def test_cuda_and_cpu_compaction_agree():
     from kondo_bench.methods import Method
     from kondo_bench.train import learn_step
     task = TinyTask()
-    batch = task.act(grad=False, supervised=False)
+    batch = task.act()
     sel = Method("dgk", gate="topk", keep_rate=0.25).select(batch.advantage, batch.logp)
     learn_step(task, batch, sel)
     cpu = torch.cat([p.grad.reshape(-1) for p in task.net.parameters()])

@@ -117,3 +117,20 @@ def test_unwritable_result_folder_is_refused_at_start(tmp_path):
         run_experiment(make_cfg("task=bandit", "task.steps=5"), blocker / "run")
     res = kb("run", "task=bandit", "task.steps=5", f"hydra.run.dir={blocker}/run", cwd=tmp_path)
     assert res.returncode == 2 and "is not a folder" in res.stderr and "Traceback" not in res.stderr
+
+
+@pytest.mark.parametrize("sweep", ["mnist-ungated", "mnist-dgk-keep3", "mnist-dgk-prices"])
+def test_committed_results_still_count_as_the_same_computation(sweep):
+    """A key added to the schema must not turn committed finished runs into unfinished ones: a
+    stored config lacking it is read with the value that reproduces it (reliability.ADDED_KEYS)."""
+    import yaml
+
+    from conftest import REPO
+    from kondo_bench.reliability import result_config, upgraded
+
+    job = sorted(p for p in (REPO / "results/figures/paper/runs" / sweep).iterdir() if p.is_dir())[0]
+    stored = json.loads((job / "summary.json").read_text())["result_config"]
+    overrides = yaml.safe_load((job / ".hydra/overrides.yaml").read_text())
+    today = result_config(make_cfg(*overrides))
+    today["task"]["data_root"] = stored["task"]["data_root"]  # where the data was is not the computation
+    assert upgraded(stored) == today

@@ -13,6 +13,7 @@ from conftest import REPO, kb, make_cfg, sigterm_at_evaluation
 from kondo_bench.config import ReversalConfig
 from kondo_bench.errors import UserError
 from kondo_bench.methods import Method, topk_gate
+from kondo_bench.tasks import draw
 from kondo_bench.tasks.reversal import (ReversalTask, answer_dist, answer_logp, expected_error, grouped_advantage,
                                         reward_of, sample, target_of)
 from kondo_bench.train import learn_step, run_experiment
@@ -74,8 +75,8 @@ def test_reward_through_target_for_each_variant(variant):
 
 def test_task_rewards_its_own_batch_correctly():
     task = tiny_task(variant="flip")
-    batch = task.act(grad=False, supervised=False)
-    prompt, answer = batch.data["prompt"][batch.data["group"]], batch.data["answer"]
+    batch = task.act()
+    prompt, answer = batch.data["prompt"][batch.data["group"]], batch.data["action"]
     by_hand = [sum(int(a) == (int(p) + 1) % 3 for a, p in zip(ar, pr)) / 4 for ar, pr in zip(answer, prompt)]
     assert batch.reward.tolist() == pytest.approx(by_hand)
     assert batch.data["group"].tolist() == [0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3]  # 4 prompts x 3, prompt-major
@@ -104,7 +105,7 @@ def test_grouped_baseline_delight_and_gate_by_hand():
 
 def test_act_broadcasts_the_grouped_advantage_to_tokens():
     task = tiny_task()
-    batch = task.act(grad=False, supervised=False)
+    batch = task.act()
     assert batch.logp.shape == batch.advantage.shape == (12, 4) and batch.reward.shape == (12,)
     u = batch.reward.reshape(4, 3) - batch.reward.reshape(4, 3).mean(1, keepdim=True)
     assert torch.allclose(batch.advantage, u.reshape(12, 1).expand(-1, 4))
@@ -120,7 +121,7 @@ def test_compacted_rows_give_the_masked_full_batch_gradient():
         captured["g"] = torch.cat([p.grad.reshape(-1) for p in task.net.parameters()])
 
     task.learn = keep_grads
-    batch = task.act(grad=False, supervised=False)
+    batch = task.act()
     batch.advantage = torch.randn(12, 1).expand(-1, 4).contiguous()  # no all-zero groups
     sel = Method("dgk", gate="topk", keep_rate=0.2).select(batch.advantage, batch.logp)
     learned = learn_step(task, batch, sel)
@@ -129,6 +130,58 @@ def test_compacted_rows_give_the_masked_full_batch_gradient():
     full = task.logp(batch, torch.arange(12))
     keep_grads(-(sel.coef * sel.keep * full).sum() / 48)
     assert torch.allclose(compacted, captured["g"], atol=1e-6)
+
+
+@pytest.mark.parametrize("gate,reduce", [("topk", "mean"), ("topk", "sum"), ("quantile", "mean")])
+def test_sequence_gate_keeps_whole_answers_and_compacts_to_them(gate, reduce):
+    """method.unit=sequence: the gate ranks (or prices) rows by their tokens' mean or summed
+    score, keeps whole answers, counts their tokens, and re-runs only their rows."""
+    task = tiny_task(batch_size=60, samples_per_prompt=3)
+    captured = {}
+
+    def keep_grads(loss):
+        task.net.zero_grad()
+        loss.backward()
+        captured["g"] = torch.cat([p.grad.reshape(-1) for p in task.net.parameters()])
+
+    task.learn = keep_grads
+    batch = task.act()
+    batch.advantage = torch.randn(60, 1).expand(-1, 4).contiguous()
+    method = Method("dgk", gate=gate, keep_rate=0.2, unit="sequence", unit_reduce=reduce, eta=0.3)
+    sel = method.select(batch.advantage, batch.logp)
+    rows = sel.keep.any(1)
+    assert torch.equal(sel.keep, rows[:, None].expand(-1, 4))  # all of a row's tokens, or none
+    if gate == "topk":  # exactly round(0.2 * 60) = 12 answers: the 12 best by their reduced delight
+        assert int(rows.sum()) == 12
+        chi = batch.advantage * -batch.logp
+        seq = chi.sum(1) if reduce == "sum" else chi.mean(1)
+        assert seq[rows].min() >= seq[~rows].max()
+    learned = learn_step(task, batch, sel, method)
+    assert learned.backward_rows == int(rows.sum()) and learned.kept_units == 4 * int(rows.sum())
+    compacted = captured["g"]
+    full = task.logp(batch, torch.arange(60))
+    keep_grads(-(sel.coef * sel.keep * full).sum() / 240)
+    assert torch.allclose(compacted, captured["g"], atol=1e-6)
+
+
+def test_sequence_gate_keep_rate_is_the_share_of_answers(tmp_path):
+    s = run_experiment(make_cfg("task=reversal", "method=dgk", "keep_rate=0.1", "method.unit=sequence",
+                                "task.steps=3", "task.eval_every=3", "task.horizon=3", "task.d_model=16",
+                                "task.ffn=32", "task.eval_prompts=10", "progress=false"), tmp_path)
+    assert s["status"] == "complete" and s["final"]["keep_rate"] == pytest.approx(0.1)
+    assert s["backward_units"] == 3 * s["backward_samples"] == 3 * 3 * 10  # 10 answers a step, 3 tokens each
+
+
+@pytest.mark.parametrize("overrides,needle", [
+    (("task=mnist", "method=dgk", "keep_rate=0.1", "method.unit=sequence"), "one unit each"),
+    (("task=reversal", "method=dg", "method.unit=sequence"), "only a gate read it"),
+    (("task=reversal", "method=dgk", "keep_rate=0.1", "method.unit_reduce=sum"), "method.unit=sequence"),
+])
+def test_sequence_gate_refused_where_it_would_mean_nothing(overrides, needle):
+    from kondo_bench.config import validate
+
+    with pytest.raises(UserError, match=needle):
+        validate(make_cfg(*overrides))
 
 
 # ---- the transformer ----
@@ -152,18 +205,18 @@ def test_shared_prompt_pass_equals_the_plain_full_sequence_pass():
     plain = logits[:, 3:].log_softmax(-1).gather(-1, answer[..., None])[..., 0]
     assert shared.shape == (12, 4) and torch.allclose(shared, plain, atol=1e-5)
     rows = T([1, 7, 8])  # the compacted re-forward of a few rows agrees too
-    batch = task.act(grad=False, supervised=False)
-    batch.data.update(prompt=prompt, answer=answer, group=group)
+    batch = task.act()
+    batch.data.update(prompt=prompt, action=answer, group=group)
     assert torch.allclose(task.logp(batch, rows), plain[rows], atol=1e-5)
 
 
 def test_sampler_kv_cache_matches_teacher_forcing_and_grad_modes_agree():
     task = tiny_task()
     torch.manual_seed(1)
-    screened = task.act(grad=False, supervised=False)  # log pi from the KV-cache sampler
+    screened = task.act()  # log pi from the KV-cache sampler
     torch.manual_seed(1)
-    acted = task.act(grad=True, supervised=False)  # one teacher-forced forward with autograd
-    assert torch.equal(screened.data["answer"], acted.data["answer"])
+    acted = task.act_with_grad()  # one teacher-forced forward with autograd
+    assert torch.equal(screened.data["action"], acted.data["action"])
     assert acted.logp_grad.requires_grad and not acted.logp.requires_grad
     assert torch.allclose(acted.logp_grad.detach(), acted.logp)
     assert torch.allclose(screened.logp, acted.logp, atol=1e-5)
@@ -171,16 +224,24 @@ def test_sampler_kv_cache_matches_teacher_forcing_and_grad_modes_agree():
     assert (screened.logp <= 0).all()
 
 
-def test_supervised_acts_with_the_true_answer():
+def test_the_oracle_trains_on_the_true_answer_without_task_code():
     task = tiny_task()
-    batch = task.act(grad=True, supervised=True)
-    assert torch.equal(batch.data["answer"], batch.data["prompt"][batch.data["group"]].flip(1))
-    assert (batch.reward == 1).all() and batch.logp_grad.requires_grad
+    torch.manual_seed(3)
+    sampled = task.act()
+    torch.manual_seed(3)
+    batch = draw(task, grad=True, oracle=True)
+    assert torch.equal(batch.data["action"], batch.data["prompt"][batch.data["group"]].flip(1))
+    assert torch.equal(batch.reward, sampled.reward)  # train_reward stays the policy's own
+    assert (batch.advantage == 1).all() and batch.logp_grad.requires_grad
+    truth = answer_logp(task.net, batch.data["prompt"], batch.data["target"], batch.data["group"])
+    assert torch.allclose(batch.logp, truth.detach(), atol=1e-6)
+    screened = draw(task, grad=False, oracle=True)  # a gate's screen: the target's log pi, no graph
+    assert screened.logp_grad is None and screened.logp.shape == sampled.logp.shape
 
 
 def test_evaluate_reports_errors_and_leaves_the_training_rng_alone():
     task = tiny_task()
-    task.act(grad=False, supervised=False)
+    task.act()
     state = torch.get_rng_state()
     out = task.evaluate()
     assert torch.equal(state, torch.get_rng_state())

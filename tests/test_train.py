@@ -21,13 +21,20 @@ class TinyTask(Task):
         self.x = torch.randn(n, 8)
         self.seen_rows = []
 
-    def act(self, grad, supervised):
+    def act(self):
+        return self._act(grad=False)
+
+    def act_with_grad(self):  # the one-pass shortcut: sampling's forward keeps its graph
+        return self._act(grad=True)
+
+    def _act(self, grad):
         with torch.set_grad_enabled(grad):
             logp_all = self.net(self.x).log_softmax(-1)
         action = torch.multinomial(logp_all.detach().exp(), 1)[:, 0]
         reward = (action == 0).float()
         logp = logp_all.gather(-1, action[:, None])[:, 0]
-        return Batch(logp.detach(), reward - 0.3, reward, logp if grad else None, {"action": action})
+        return Batch(logp.detach(), reward - 0.3, reward, logp if grad else None,
+                     {"action": action, "target": torch.zeros_like(action)})
 
     def logp(self, batch, rows):
         self.seen_rows.append(rows.numel())
@@ -44,7 +51,7 @@ def grads(task):
 
 def test_compacted_backward_equals_masked_full_batch():
     task = TinyTask()
-    batch = task.act(grad=False, supervised=False)
+    batch = task.act()
     sel = Method("dgk", gate="topk", keep_rate=0.25).select(batch.advantage, batch.logp)
     learned = learn_step(task, batch, sel)
     assert learned.backward_rows == learned.backward_units == learned.kept_units == 16
@@ -58,7 +65,7 @@ def test_compacted_backward_equals_masked_full_batch():
 
 def test_ungated_uses_the_acting_forward_pass():
     task = TinyTask()
-    batch = task.act(grad=True, supervised=False)
+    batch = task.act_with_grad()
     sel = Method("dg").select(batch.advantage, batch.logp)
     assert learn_step(task, batch, sel) == Learned(64, 64, 64, 1, 0)
     assert task.seen_rows == []  # no second forward pass for ungated methods
@@ -66,7 +73,7 @@ def test_ungated_uses_the_acting_forward_pass():
 
 def test_nothing_kept_means_no_backward():
     task = TinyTask()
-    batch = task.act(grad=False, supervised=False)
+    batch = task.act()
     sel = Method("dgk", gate="price", price=1e9).select(batch.advantage, batch.logp)
     assert learn_step(task, batch, sel) == Learned()
     assert all(p.grad is None for p in task.net.parameters())

@@ -1,13 +1,16 @@
 """Tasks: contexts, a policy, a reward and an evaluation. They know nothing of gates.
 
 A task implements four things the training loop calls:
-- `act(grad, supervised)` samples actions for a batch and returns a `Batch` with the
-  log-probabilities of the taken actions (detached), rewards and advantages. With
-  `grad=True` (ungated methods) it also keeps the autograd graph (`logp_grad`) so the
-  loop pays one forward pass, as a plain PyTorch loop would. With `supervised=True`
-  the action is the true label (the cross-entropy oracle).
+- `act()` samples actions for a batch without autograd and returns a `Batch` with the
+  log-probabilities of the taken actions (detached), rewards and advantages. Its `data`
+  holds the taken actions as `action` and, where the task has one, the correct action
+  as `target` (the `ce` oracle trains on it: see `supervised`, no task code needed).
 - `logp(batch, rows)` re-runs the forward pass *with* autograd on the kept rows only,
   compacted into a smaller batch: this is where a gated step saves compute.
+- `act_with_grad()` (optional) is the ungated one-pass shortcut: act and keep the autograd
+  graph of the taken actions' log pi (`logp_grad`). The default acts, then runs `logp` on
+  every row; a task whose acting forward pass can keep its graph (MNIST) overrides it so
+  an ungated step pays one forward pass, as a plain PyTorch loop would.
 - `learn(loss)` takes one optimiser step (tasks own their update rule).
 - `own_loss(batch, rows)` (optional): per-row terms of a loss of the task's own (a
   decoder's reconstruction), added beside the estimator's; `own_loss_rows` says which
@@ -58,6 +61,7 @@ class Batch:
 class Task:
     quality: str = "error"
     quality_labels: dict = {}  # metric -> axis label, for the plots (else the metric's name)
+    units_per_row: str = "one"  # "many": a row is a sequence of units (tokens) a gate may take whole
     own_loss_rows: str = "kept"  # rows `own_loss` needs: "kept" (by the gate) or "all"
     checkpoint_attrs: tuple[str, ...] = ()  # extra attributes a checkpoint must carry
 
@@ -78,8 +82,15 @@ class Task:
         for k, v in state["extra"].items():
             setattr(self, k, v)
 
-    def act(self, grad: bool, supervised: bool) -> Batch:
+    def act(self) -> Batch:
+        """Sample a batch without autograd: data["action"] the taken actions, data["target"] the
+        correct ones where the task has them."""
         raise NotImplementedError
+
+    def act_with_grad(self) -> Batch:
+        """act(), with `logp_grad` the taken actions' log pi and its autograd graph: every row re-run."""
+        batch = self.act()
+        return with_grad(self, batch)
 
     def logp(self, batch: Batch, rows: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
@@ -100,6 +111,43 @@ class Task:
     def info(self) -> dict:
         """Facts a run's summary should carry (data source, notices)."""
         return {}
+
+
+def all_rows(batch: Batch) -> torch.Tensor:
+    return torch.arange(batch.reward.shape[0], device=batch.reward.device)
+
+
+def with_grad(task: Task, batch: Batch) -> Batch:
+    """The batch with `logp_grad` from `task.logp` over every row; `logp` becomes its detached copy."""
+    batch.logp_grad = task.logp(batch, all_rows(batch))
+    batch.logp = batch.logp_grad.detach()
+    return batch
+
+
+def supervised(task: Task, batch: Batch, grad: bool) -> Batch:
+    """The `ce` oracle's batch: the correct action (data["target"]) in place of the sampled one.
+
+    Its log pi is the task's own `logp` on the relabelled rows (with autograd when `grad`), its
+    advantage 1 (every target is right; a gate then screens on the target's surprisal), and its
+    reward the sampled actions' (train_reward stays the policy's own)."""
+    if "target" not in batch.data:
+        raise UserError(f"{type(task).__name__} has no correct action, so method=ce (the supervised oracle) "
+                        "cannot run on it; use another method")
+    sup = Batch(batch.logp, torch.ones_like(batch.advantage), batch.reward,
+                data={**batch.data, "action": batch.data["target"]})
+    if grad:
+        return with_grad(task, sup)
+    with torch.no_grad():
+        sup.logp = task.logp(sup, all_rows(sup)).reshape(batch.logp.shape)
+    return sup
+
+
+def draw(task: Task, grad: bool, oracle: bool = False) -> Batch:
+    """The loop's act step: `task.act()`, or its one-pass form when `grad` (ungated); the
+    oracle relabels a sampled batch with the correct actions."""
+    if oracle:
+        return supervised(task, task.act(), grad)
+    return task.act_with_grad() if grad else task.act()
 
 
 def task_class(name: str) -> type[Task]:

@@ -80,19 +80,18 @@ class BanditTask(Task):
     def _logp(self, context: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
         return rows_of(self.logits, context).log_softmax(-1).gather(-1, action[:, None])[:, 0]
 
-    def act(self, grad: bool, supervised: bool) -> Batch:
+    def act(self) -> Batch:
         b = self.cfg.batch_size
         context = torch.randint(self.cfg.contexts, (b,), device=self.device)
+        target = self.target[context]
         with torch.no_grad():
-            probs = rows_of(self.logits, context).softmax(-1)
-        action = self.target[context] if supervised else sample_categorical(probs)
-        reward = (action == self.target[context]).float()
-        if self.cfg.reward_noise > 0:
-            reward = reward + self.noise_std[context, action] * torch.randn_like(reward)
-        with torch.set_grad_enabled(grad):
+            action = sample_categorical(rows_of(self.logits, context).softmax(-1))
+            reward = (action == target).float()
+            if self.cfg.reward_noise > 0:
+                reward = reward + self.noise_std[context, action] * torch.randn_like(reward)
             logp = self._logp(context, action)
-        return Batch(logp.detach(), reward - constant(reward, self.cfg.baseline), reward, logp if grad else None,
-                     {"context": context, "action": action})
+        return Batch(logp, reward - constant(reward, self.cfg.baseline), reward, None,
+                     {"context": context, "action": action, "target": target})
 
     def logp(self, batch: Batch, rows: torch.Tensor) -> torch.Tensor:
         return self._logp(batch.data["context"][rows], batch.data["action"][rows])

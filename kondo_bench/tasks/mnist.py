@@ -2,7 +2,7 @@
 
 Policy: an MLP 784 -> 100 -> 100 -> 10 (ReLU) over pixels / 255, Adam, one sampled
 action per image, reward 1{a = y}; the label itself is never seen (except by the `ce`
-oracle). Baseline b = sum_a pi(a)^2, the policy's expected reward, without gradient.
+oracle, which trains on data["target"]). Baseline b = sum_a pi(a)^2, the policy's expected reward, without gradient.
 Quality: classification error of the argmax action on the held-out images.
 """
 
@@ -52,19 +52,25 @@ class MnistTask(Task):
         # fused: one kernel for all parameters instead of a Python loop over them (CPU and CUDA)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=cfg.lr, fused=True)
 
-    def act(self, grad: bool, supervised: bool) -> Batch:
+    def act(self) -> Batch:
+        return self._act(grad=False)
+
+    def act_with_grad(self) -> Batch:  # one forward pass both samples and keeps the graph
+        return self._act(grad=True)
+
+    def _act(self, grad: bool) -> Batch:
         idx = torch.randint(len(self.y), (self.cfg.batch_size,), device=self.device)
         x, y = rows_of(self.x, idx), self.y[idx]
         with torch.set_grad_enabled(grad):
             logits_all = self.net(x).log_softmax(-1)
         with torch.no_grad():
             probs = logits_all.detach().exp()
-            action = y if supervised else sample_categorical(probs)
+            action = sample_categorical(probs)
             reward = (action == y).float()
             baseline = expected_reward(probs)
         logp = logits_all.gather(-1, action[:, None])[:, 0]
         return Batch(logp.detach(), reward - baseline, reward, logp if grad else None,
-                     {"x": x, "action": action})
+                     {"x": x, "action": action, "target": y})
 
     def logp(self, batch: Batch, rows: torch.Tensor) -> torch.Tensor:
         x, action = rows_of(batch.data["x"], rows), batch.data["action"][rows]

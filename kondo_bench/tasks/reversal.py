@@ -242,6 +242,7 @@ class ReversalTask(Task):
     quality = "expected_error"
     quality_labels = {"expected_error": "sequence error 1 − E[R]", "seq_error": "sequence error (sampled)"}
     checkpoint_attrs = ("train_reward", "train_episodes", "eval_rng")
+    units_per_row = "many"  # H answer tokens: method.unit=sequence gates whole answers
 
     def __init__(self, cfg, device: torch.device):
         self.cfg, self.device = cfg, device
@@ -266,31 +267,25 @@ class ReversalTask(Task):
     def _prompts(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         return torch.randint(self.M, (n, self.H), device=self.device, generator=generator)
 
-    def act(self, grad: bool, supervised: bool) -> Batch:
+    def act(self) -> Batch:
         prompt = self._prompts(self.cfg.batch_size // self.S)  # each distinct prompt once: [P, H]
         group = torch.arange(len(prompt), device=self.device).repeat_interleave(self.S)  # prompt-major
         target = target_of(prompt, self.cfg.variant, self.M)[group]
-        if supervised:  # the cross-entropy oracle: the true answer is the action
-            answer, logp = target, None
-        else:  # the screen's log pi comes from the sampler: the same policy, no extra pass
-            answer, logp = sample(self.net, prompt, self.S)
-        logp_grad = None
-        if grad:  # one teacher-forced forward with autograd, as a plain loop would run
-            logp_grad = answer_logp(self.net, prompt, answer, group)
-            logp = logp_grad.detach()
-        elif logp is None:
-            with torch.no_grad():
-                logp = answer_logp(self.net, prompt, answer, group)
+        # the screen's log pi comes from the sampler: the same policy, no extra pass
+        answer, logp = sample(self.net, prompt, self.S)
         reward = reward_of(answer, target, self.cfg.scoring, self.cfg.kappa)
         self.train_reward += reward.sum()  # a tensor: no host sync per step
         self.train_episodes += reward.numel()
         advantage = grouped_advantage(reward, self.S)[:, None].expand(-1, self.H).contiguous()
-        return Batch(logp, advantage, reward, logp_grad, {"prompt": prompt, "group": group, "answer": answer})
+        return Batch(logp, advantage, reward, None,
+                     {"prompt": prompt, "group": group, "action": answer, "target": target})
 
     def logp(self, batch: Batch, rows: torch.Tensor) -> torch.Tensor:
-        """The compacted re-forward: only the kept rows, and only the prompts they came from."""
+        """The compacted re-forward: only the kept rows, and only the prompts they came from.
+        Over every row it is the one teacher-forced forward an ungated step pays after sampling
+        (the default `act_with_grad`)."""
         used, group = torch.unique(batch.data["group"][rows], return_inverse=True)
-        return answer_logp(self.net, batch.data["prompt"][used], batch.data["answer"][rows], group)
+        return answer_logp(self.net, batch.data["prompt"][used], batch.data["action"][rows], group)
 
     @torch.no_grad()
     def evaluate(self) -> dict:
