@@ -123,14 +123,12 @@ def test_unwritable_result_folder_is_refused_at_start(tmp_path):
 def test_committed_results_still_count_as_the_same_computation(sweep):
     """A key added to the schema must not turn committed finished runs into unfinished ones: a
     stored config lacking it is read with the value that reproduces it (reliability.ADDED_KEYS)."""
-    import yaml
-
     from conftest import REPO
+    from kondo_bench.figures.store import read_store
     from kondo_bench.reliability import result_config, upgraded
 
-    job = sorted(p for p in (REPO / "results/figures/paper/runs" / sweep).iterdir() if p.is_dir())[0]
-    stored = json.loads((job / "summary.json").read_text())["result_config"]
-    overrides = yaml.safe_load((job / ".hydra/overrides.yaml").read_text())
+    record = min(read_store(REPO / "results/figures/paper/finished" / f"{sweep}.jsonl").items())[1]  # a committed job
+    stored, overrides = record["summary"]["result_config"], record["overrides"]
     today = result_config(make_cfg(*overrides))
     today["task"]["data_root"] = stored["task"]["data_root"]  # where the data was is not the computation
     assert upgraded(stored) == today
