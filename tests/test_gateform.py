@@ -41,7 +41,7 @@ def test_table_reads_the_error_at_the_budget_and_counts_per_form(tmp_path):
         {"run": "c", "gate": "none", "keep_rate": None, "eta": 1.0, "final_quality": 0.0,
          "forward_samples": 200_000, "backward_units": 200_000, "backward_samples": 20_000, "wall_seconds": 20.0}])
     curves = pd.DataFrame({"run": ["a", "a", "b", "b", "c", "c"], "forward_samples": [100_000, 200_000] * 3,
-                           "quality": [0.5, 0.4, 0.3, 0.2, 0.01, 0.0]})
+                           "seq_error": [0.5, 0.4, 0.3, 0.2, 0.01, 0.0]})
     d = figures.FigureData("gateform", figures.SCALES["test"], tmp_path, runs, curves, pd.DataFrame())
     t = gf.table(d)
     assert list(t.index) == ["DG (ungated)", "top-k, ties random"]  # DG first, as the reference

@@ -106,3 +106,7 @@ class Figure:
     about: str
     sweeps: Callable[[Scale], list]
     draw: Callable[[FigureData], list]
+    # A metric the figure draws by name (not the task's `quality`): its runs count as finished
+    # whatever quality metric their task reported then, e.g. reversal runs from before
+    # `expected_error` still give `gateform` its `seq_error`.
+    metric: str | None = None

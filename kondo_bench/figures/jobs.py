@@ -38,6 +38,7 @@ class Job:
     folder: Path
     config: str | None  # canonical JSON of the resolved config; None where it cannot be resolved here
     record: dict | None = None  # its line in the sweep's finished/ file, if it has one
+    metric: str | None = None  # the metric its figure draws by name (Figure.metric), else the task's quality
 
 
 def _parse(overrides):
@@ -95,7 +96,7 @@ def finished(summary: dict | None, ran: list[str] | None, job: Job, extra: list[
     if not summary or summary.get("status") != "complete":
         return False
     if job.config is not None:
-        quality = _quality(json.loads(job.config).get("task", {}).get("name"))
+        quality = None if job.metric else _quality(json.loads(job.config).get("task", {}).get("name"))
         return (_canonical(upgraded(summary.get("result_config") or {})) == job.config
                 and (quality is None or summary.get("quality_metric") in (quality, None)))
 
@@ -210,7 +211,7 @@ def plan_sweeps(fig: Figure, scale: Scale, out: Path, extra: list[str]) -> list[
         jobs = []
         for j in grid:
             folder = job_folder(root, j, exclude)
-            jobs.append(Job(j, folder, resolved_config(j + extra), records.get(folder.name)))
+            jobs.append(Job(j, folder, resolved_config(j + extra), records.get(folder.name), fig.metric))
         done = sum(is_done(j, extra) for j in jobs)
         print(f"[{fig.name}] sweep {sweep.name}: {len(jobs)} jobs, {done} done, {len(jobs) - done} to run -> {root}",
               flush=True)
