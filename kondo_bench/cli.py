@@ -158,7 +158,6 @@ def main(argv: list[str] | None = None) -> int:
         from .plots import plot_main
         return plot_main(rest)
     if command == "figures":
-        from . import figure_vae  # noqa: F401  registers the VAE figures (figures.py does not import it yet)
         from .figures import figures_main
         return figures_main(rest)
     print(f"kondo-bench: error: unknown command '{command}'\n\n{USAGE}", file=sys.stderr)

@@ -64,6 +64,18 @@ class Signal(str, Enum):
     additive = "additive"  # signal_alpha * U + (1 - signal_alpha) * l
 
 
+class Unit(str, Enum):
+    """What a gate decides on: each unit of the task (a token on reversal), or a whole row."""
+
+    token = "token"  # each unit: a sample (bandit, MNIST) or a token (reversal)
+    sequence = "sequence"  # a whole row of units: its tokens' scores reduced by method.unit_reduce
+
+
+class Reduce(str, Enum):
+    mean = "mean"
+    sum = "sum"
+
+
 class Ties(str, Enum):
     random = "random"  # exactly k kept, ties broken at random
     all = "all"  # every sample tied with the k-th passes (the official code)
@@ -189,7 +201,9 @@ class Decoder(str, Enum):
     linear = "linear"  # x ~ N(W z + b, sigma^2 I), sigma^2 learned: the closed-form setting
 
 
-class Unit(str, Enum):
+class CodeUnit(str, Enum):
+    """What a VAE score-function estimator's log q, delight and gate are per (task.unit)."""
+
     sample = "sample"  # one unit per sampled code: log q(z|x) summed over the latent variables
     latent = "latent"  # one unit per latent variable: the row's advantage broadcast, like reversal's tokens
 
@@ -228,7 +242,7 @@ class VaeConfig(TaskConfig):
     lr: float = num(1e-3, "> 0", "Adam learning rate")
     batch_size: int = num(100, ">= 1", "images per step (each with task.samples codes)")
     samples: int = num(2, ">= 1", "S: codes sampled per image; the leave-one-out baseline needs S >= 2")
-    unit: Unit = Unit.sample  # what a score-function estimator's log q, delight and gate are per
+    unit: CodeUnit = CodeUnit.sample  # what a score-function estimator's log q, delight and gate are per
     binarize: Binarize = Binarize.dynamic  # training pixels; the test images are binarised once (seed 0)
     steps: int = num(2000, ">= 1", "optimiser steps")
     eval_every: int = num(200, ">= 1", "steps between evaluations (and metrics rows)")
@@ -248,6 +262,8 @@ class MethodConfig:
     gate: Gate = Gate.none  # dgk: auto
     kept_weight: KeptWeight = KeptWeight.one  # dg: kept units carry DG's weight (= estimator=dg)
     ties: Ties = Ties.random
+    unit: Unit = Unit.token  # sequence: whole rows ranked or priced, kept or skipped together
+    unit_reduce: Reduce = Reduce.mean  # a sequence's score: the mean or the sum of its tokens' scores
     signal: Signal = Signal.delight  # what a gate screens on
     signal_alpha: float = num(0.5, "[0, 1]", "alpha of the additive signal alpha U + (1 - alpha) l")
     delight_noise: float = num(0.0, ">= 0", "relative noise chi * (1 + delight_noise * N(0, 1)) on the delight")
@@ -441,6 +457,12 @@ def validate(cfg) -> None:
     if estimator in PATHWISE and cfg.task.name != "vae":
         raise UserError(f"method={cfg.method.name} (estimator {estimator}) trains a VAE's encoder through its "
                         f"sampled code: it runs on task=vae only (kondo-bench run task=vae method={estimator})")
+    if cfg.method.unit == Unit.sequence:
+        from .tasks import task_class
+
+        need(task_class(cfg.task.name).units_per_row == "many",
+             f"method.unit=sequence is the same gate as method.unit=token on task={cfg.task.name}, whose rows are "
+             "one unit each; drop method.unit (it matters where a row has many units: task=reversal's tokens)")
     if cfg.task.name == "reversal":
         validate_reversal(cfg.task)
     if cfg.task.name == "vae":
@@ -504,10 +526,13 @@ def validate_vae(cfg, estimator: str, gate: str) -> None:
     need(not scores or t.samples >= 2,
          f"task.samples={t.samples} leaves no other sample for the leave-one-out baseline of {method} "
          f"(estimator {sampled}); use task.samples=2 or more")
-    need(scores or Unit(t.unit) is Unit.sample,
-         f"task.unit={Unit(t.unit).value} is read by score-function estimators only (pg, dg, dgk, silent with "
+    need(scores or CodeUnit(t.unit) is CodeUnit.sample,
+         f"task.unit={CodeUnit(t.unit).value} is read by score-function estimators only (pg, dg, dgk, silent with "
          f"method.into=pg or dg); drop it for {method}")
     need(not gaussian or t.classes == 10, "task.classes is read by task.latent=categorical only; drop it")
+    need(cfg.method.unit != Unit.sequence or CodeUnit(t.unit) is CodeUnit.latent,
+         "method.unit=sequence gates a row's units together, and with task.unit=sample a row is one unit: "
+         "add task.unit=latent, or drop method.unit")
     need(cfg.staleness == 0, "staleness is not supported on task=vae: its decoder learns from the acting forward "
          "pass; drop staleness")
     need(cfg.screen_precision == "fp32", "screen_precision=bf16 is not supported on task=vae; drop it")

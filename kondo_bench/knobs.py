@@ -15,6 +15,9 @@ RULES = (
      "the dg estimator's weight (also method=silent's method.into=dg) and the price and quantile gates"),
     ("method.ties", "random", lambda e, g, m: g == "topk" or g == "quantile" and m.eta == 0, "the topk gate"),
     ("method.signal", "delight", lambda e, g, m: g != "none", "a gate"),
+    ("method.unit", "token", lambda e, g, m: g != "none", "a gate"),
+    ("method.unit_reduce", "mean", lambda e, g, m: g != "none" and m.unit == "sequence",
+     "a gate deciding on whole sequences (method.unit=sequence)"),
     ("method.signal_alpha", 0.5, lambda e, g, m: g != "none" and m.signal == "additive",
      "a gate screening on method.signal=additive"),
     ("method.delight_noise", 0.0, lambda e, g, m: e == "dg" or g != "none" and m.signal == "delight"

@@ -1,6 +1,8 @@
 """A method is an estimator through a gate: per-unit loss terms, and which units earn them.
 
-A *unit* is what the gate decides on: a sample (bandit, MNIST) or a token (reversal).
+A *unit* is what the gate decides on: a sample (bandit, MNIST) or a token (reversal); with
+`method.unit=sequence` a gate decides on whole rows instead (a sequence's score is the mean
+or sum of its tokens'), and a kept row keeps all its tokens.
 Every function here is elementwise or batch-wide over any tensor shape, and knows
 nothing of tasks.
 - An **estimator** (pg, dg, ppo, pmpo, ce) turns the screen's tensors into a per-unit
@@ -22,7 +24,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .config import PRESETS, Estimator as EstimatorName, Gate as GateName, KeptWeight, Signal, Ties, resolve_estimator, resolve_gate
+from .config import (PRESETS, Estimator as EstimatorName, Gate as GateName, KeptWeight, Reduce, Signal, Ties, Unit,
+                     resolve_estimator, resolve_gate)
 from .config import PATHWISE
 
 
@@ -107,6 +110,13 @@ class Selection:
     keep: torch.Tensor  # bool, per unit: does this unit earn a backward pass?
     delight: torch.Tensor
     price: float | None  # the price the gate used (None when ungated)
+
+
+def sequence_score(score: torch.Tensor, reduce: Reduce = Reduce.mean) -> torch.Tensor:
+    """A row's score from its units' scores [B, ...] -> [B]: their mean or their sum. With a
+    sequence-wide advantage U, the sum of token delights is U times the sequence's surprisal."""
+    flat = score.reshape(score.shape[0], -1)
+    return flat.sum(1) if Reduce(reduce) is Reduce.sum else flat.mean(1)
 
 
 # ---------------------------------------------------------------- estimators
@@ -284,6 +294,7 @@ class Method:
     def __init__(self, name: str = "pg", *, estimator: str | None = None, gate: str | None = None,
                  eta: float = 1.0, price: float = 0.0, keep_rate: float | None = None,
                  kept_weight: KeptWeight = KeptWeight.one, ties: Ties = Ties.random,
+                 unit: Unit = Unit.token, unit_reduce: Reduce = Reduce.mean,
                  signal: Signal = Signal.delight, signal_alpha: float = 0.5, delight_noise: float = 0.0,
                  epochs: int = 1, minibatches: int = 1, clip: float = 0.2, kl: float = 0.0, alpha: float = 0.5):
         est = estimator or PRESETS[name].value
@@ -293,12 +304,13 @@ class Method:
         self.estimator = make_estimator(est, eta, epochs, minibatches, clip, kl, alpha)
         self.gate = make_gate(gate or ("auto" if name == "dgk" else "none"), price, keep_rate, eta, ties)
         self.signal, self.signal_alpha, self.delight_noise = Signal(signal), signal_alpha, delight_noise
+        self.unit, self.unit_reduce = Unit(unit), Reduce(unit_reduce)
 
     @classmethod
     def from_config(cls, cfg) -> "Method":
         m = cfg.method
         return cls(m.name, estimator=resolve_estimator(cfg), gate=resolve_gate(cfg), eta=m.eta, price=cfg.price,
-                   keep_rate=cfg.keep_rate, ties=m.ties, signal=m.signal, signal_alpha=m.signal_alpha,
+                   keep_rate=cfg.keep_rate, ties=m.ties, unit=m.unit, unit_reduce=m.unit_reduce, signal=m.signal, signal_alpha=m.signal_alpha,
                    delight_noise=m.delight_noise, epochs=m.epochs, minibatches=m.minibatches, clip=m.clip,
                    kl=m.kl, alpha=m.alpha)
 
@@ -317,6 +329,10 @@ class Method:
     def supervised(self) -> bool:
         return self.estimator.supervised
 
+    def gated_units(self, keep: torch.Tensor) -> int:
+        """How many things the gate decides on in a batch: its units, or its rows (unit=sequence)."""
+        return keep.shape[0] if self.unit is Unit.sequence else keep.numel()
+
     def keep_rate_note(self, n_units: int) -> str | None:
         """A warning when the top-rho gate cannot keep rho of n units per step (k is rounded,
         and at least 1), e.g. rho = 0.003 of 100 images keeps 1, an effective rate of 0.01."""
@@ -326,7 +342,8 @@ class Method:
         k = topk_count(g.keep_rate, n_units)
         if abs(k / n_units - g.keep_rate) <= 0.1 * g.keep_rate:
             return None
-        return (f"keep_rate={g.keep_rate:g} keeps k = max(1, round(ρ·n)) = {k} of the {n_units} units a step "
+        what = "sequences" if self.unit is Unit.sequence else "units"
+        return (f"keep_rate={g.keep_rate:g} keeps k = max(1, round(ρ·n)) = {k} of the {n_units} {what} a step "
                 f"screens: an effective keep rate of {k / n_units:.3g}; use a larger batch for a smaller rate")
 
     def select(self, advantage: torch.Tensor, logp: torch.Tensor) -> Selection:
@@ -338,7 +355,12 @@ class Method:
         coef = self.estimator.coef(advantage, logp, chi)
         if self.gate.name == "none":
             return Selection(coef, torch.ones_like(chi, dtype=torch.bool), chi, None)
-        keep, price = self.gate.keep(screening_score(self.signal, advantage, logp, chi, self.signal_alpha))
+        score = screening_score(self.signal, advantage, logp, chi, self.signal_alpha)
+        if self.unit is Unit.sequence and score.dim() > 1:  # one decision per row, for all its tokens
+            keep, price = self.gate.keep(sequence_score(score, self.unit_reduce))
+            keep = keep.reshape(-1, *[1] * (score.dim() - 1)).expand_as(score)
+        else:
+            keep, price = self.gate.keep(score)
         coef = torch.where(keep, coef, torch.zeros_like(coef))
         return Selection(coef, keep, chi, None if price is None else float(price))
 

@@ -166,22 +166,24 @@ def zero_floor(values) -> float | None:
     return float(positive.min() / 10) if len(positive) else 1e-6
 
 
-def mark_floor(ax, floor: float | None) -> None:
-    """A dotted line at the floor, saying that the points on it are zeros."""
+def mark_floor(ax, floor: float | None, note: str | None = None) -> None:
+    """A dotted line at the floor, saying what the points on it are: zeros, or with `note`
+    whatever the caller clipped there (values below an evaluation's resolution)."""
     if floor is not None:
         ax.autoscale_view()
         lo, hi = ax.get_ylim()  # fixed limits that hold the floor (every point on it gives a flat range)
         ax.set_ylim(min(lo, floor / 2) if lo > 0 else floor / 2, max(hi, floor * 5))
         ax.axhline(floor, color="0.5", ls=":", lw=0.8, zorder=1)
-        ax.annotate(f"0 (drawn at {floor:.2g} on this log axis)", (0.01, floor), xycoords=("axes fraction", "data"),
+        ax.annotate(note or f"0 (drawn at {floor:.2g} on this log axis)", (0.01, floor), xycoords=("axes fraction", "data"),
                     xytext=(0, 3), textcoords="offset points", fontsize=7, color="0.4")
 
 
 def tradeoff_panel(ax, agg: pd.DataFrame, x: str, y: str = "final_quality", frontier: bool = True,
-                   floor: float | None = None, logy: bool = True) -> None:
+                   floor: float | None = None, floor_note: str | None = None, logy: bool = True) -> None:
     """Mean ± s.e. per configuration; gated points labelled by ρ or λ; the frontier as a step line.
-    Means of exactly 0 are drawn at `floor` (default: zero_floor of the means), which is marked;
-    `logy=False` (a quality that can be 0 or negative, such as a negative ELBO): a linear axis."""
+    Means below `floor` (default: zero_floor of the means, for means of exactly 0) are drawn
+    on it, and it is marked (with `floor_note`, if given); `logy=False` (a quality that can be
+    0 or negative, such as a negative ELBO): a linear axis, no floor."""
     shown = set()
     floor = None if not logy else floor if floor is not None else zero_floor(agg[f"{y}_mean"])
     if floor is not None:
@@ -189,7 +191,10 @@ def tradeoff_panel(ax, agg: pd.DataFrame, x: str, y: str = "final_quality", fron
     for _, r in agg.iterrows():
         gated = r["method"] == "dgk"
         fam = r["family"] if gated else r["label"]
-        ax.errorbar(r[f"{x}_mean"], r[f"{y}_mean"], xerr=_nan0(r.get(f"{x}_se")), yerr=_nan0(r.get(f"{y}_se")),
+        yerr = _nan0(r.get(f"{y}_se"))
+        if yerr is not None and floor is not None:  # a bar stops at the floor too
+            yerr = [[max(0.0, min(yerr, r[f"{y}_mean"] - floor))], [yerr]]
+        ax.errorbar(r[f"{x}_mean"], r[f"{y}_mean"], xerr=_nan0(r.get(f"{x}_se")), yerr=yerr,
                     fmt=r["marker"], color=r["color"], ms=7 if gated else 8, capsize=2, lw=1,
                     mfc="white" if not gated else r["color"], mew=1.5,
                     label=None if fam in shown else fam, zorder=3)
@@ -205,7 +210,7 @@ def tradeoff_panel(ax, agg: pd.DataFrame, x: str, y: str = "final_quality", fron
     if logy:
         ax.set_yscale("log")
     ax.grid(True, which="major", alpha=0.3)
-    mark_floor(ax, floor)
+    mark_floor(ax, floor, floor_note)
 
 
 def _human(v: float, _pos=None) -> str:
@@ -232,25 +237,41 @@ def _nan0(v):
     return None if v is None or pd.isna(v) else v
 
 
-def plot_tradeoff(runs: pd.DataFrame, stem: str | Path, title: str | None = None) -> list[Path]:
-    """Final quality against backward samples, modelled cost and wall-clock (three panels)."""
+def plot_tradeoff(runs: pd.DataFrame, stem: str | Path, title: str | None = None, floor: float | None = None,
+                  floor_note: str | None = None, footer: str | None = None) -> list[Path]:
+    """Final quality against backward samples, modelled cost and wall-clock (three panels);
+    `floor` (with `floor_note`) as in tradeoff_panel, `footer` a line under the figure."""
     keys = series_keys(runs)
     values = ["final_quality"] + [x for x, _ in TRADEOFF_AXES]
     agg = styles(aggregate(runs, keys, values), keys, color_by="family")
     c = runs["cost_ratio"].dropna().unique()
     fig, axes = plt.subplots(1, 3, figsize=(15, 4.4), sharey=True, layout="constrained")
     logy = runs["quality_metric"].iloc[0] not in linear_quality()
-    floor = zero_floor(agg["final_quality_mean"]) if logy else None
+    floor = None if not logy else floor if floor is not None else zero_floor(agg["final_quality_mean"])
     for ax, (x, xlabel) in zip(axes, TRADEOFF_AXES):
-        tradeoff_panel(ax, agg, x, floor=floor, logy=logy)
+        tradeoff_panel(ax, agg, x, floor=floor, floor_note=floor_note, logy=logy)
         ax.set_xlabel(xlabel.format(c=_fmt(c[0]) if len(c) == 1 else "per run"))
         tidy_axes(ax)
     axes[0].set_ylabel(f"final {quality_label(runs['quality_metric'].iloc[0])}")
     handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 6), fontsize=8, frameon=False)
+    # the caption heads the legend under the axes (the layout cannot stack a legend and a caption there)
+    fig.legend(handles, labels, loc="outside lower center", ncols=min(len(labels), 6), fontsize=8, frameon=False,
+               title=_wrap(fig, footer) if footer else None, title_fontproperties={"size": 8, "style": "italic"})
     fig.suptitle(title or f"{runs['task'].iloc[0]}: quality against cost (mean over seeds ± 1 s.e.; "
                  f"n = {_seeds(agg)})", fontsize=11)
     return save(fig, stem)
+
+
+def _wrap(fig, text: str) -> str:
+    import textwrap
+
+    return textwrap.fill(text, width=int(fig.get_figwidth() * 18))  # about the figure's width at 8 pt
+
+
+def _footer(fig, text: str | None) -> None:
+    """A caption under the figure, wrapped to its width; the layout makes room for it."""
+    if text:
+        fig.supxlabel(_wrap(fig, text), fontsize=8, style="italic", color="0.3")
 
 
 def _seeds(agg: pd.DataFrame) -> str:
@@ -269,10 +290,11 @@ def curve_table(curves: pd.DataFrame, keys: list[str], y: str, xs: list[str]) ->
 
 
 def curve_panel(ax, agg: pd.DataFrame, x: str, y: str, logx: bool = False, logy: bool = True,
-                floor: float | None = None) -> None:
-    """One line per configuration with a shaded ±1 s.e. band (on a log axis, a band that
-    reaches 0 keeps only its upper half, and means of exactly 0 are drawn at `floor`
-    (default: zero_floor of the means), which is marked)."""
+                floor: float | None = None, floor_note: str | None = None) -> None:
+    """One line per configuration with a shaded ±1 s.e. band. On a log axis, a band that
+    reaches 0 keeps only its upper half, and means and bands below `floor` (default:
+    zero_floor of the means, for means of exactly 0) are drawn on it, which is marked (with
+    `floor_note`, if given): no plunge to rounding noise like 1e-17."""
     if logy:
         floor = floor if floor is not None else zero_floor(agg[f"{y}_mean"])
     for lab, d in agg.groupby("label", sort=False):
@@ -283,13 +305,15 @@ def curve_panel(ax, agg: pd.DataFrame, x: str, y: str, logx: bool = False, logy:
         color = d["color"].iloc[0]
         ax.plot(xv, m, color=color, lw=1.5, label=lab)
         se = np.nan_to_num(se)
-        lo = np.where(m - se > 0, m - se, m) if logy else m - se
-        ax.fill_between(xv, lo, m + se, color=color, alpha=0.2, lw=0)
+        lo, hi = (np.where(m - se > 0, m - se, m) if logy else m - se), m + se
+        if logy and floor is not None:
+            lo, hi = np.maximum(lo, floor), np.maximum(hi, floor)
+        ax.fill_between(xv, lo, hi, color=color, alpha=0.2, lw=0)
     if logx:
         ax.set_xscale("log")
     if logy:
         ax.set_yscale("log")
-        mark_floor(ax, floor)
+        mark_floor(ax, floor, floor_note)
     ax.grid(True, which="major", alpha=0.3)
 
 
@@ -297,22 +321,25 @@ CURVE_AXES = [("forward_samples", "forward samples", False), ("backward_samples"
 
 
 def plot_curves(curves: pd.DataFrame, keys: list[str], stem: str | Path, y: str = "quality",
-                axes_spec=CURVE_AXES, ylabel: str | None = None, title: str | None = None) -> list[Path]:
-    """Learning curves: quality against forward and backward samples (one panel each)."""
+                axes_spec=CURVE_AXES, ylabel: str | None = None, title: str | None = None,
+                floor: float | None = None, floor_note: str | None = None, footer: str | None = None) -> list[Path]:
+    """Learning curves: quality against forward and backward samples (one panel each);
+    `floor` (with `floor_note`) as in curve_panel, `footer` a line under the figure."""
     agg = curve_table(curves, keys, y, [x for x, _, _ in axes_spec])
     fig, axes = plt.subplots(1, len(axes_spec), figsize=(6.2 * len(axes_spec), 4.4), sharey=True, squeeze=False,
                              layout="constrained")
     metric = curves["quality_metric"].iloc[0] if y == "quality" else y
     logy = metric not in linear_quality()
-    floor = zero_floor(agg[f"{y}_mean"]) if logy else None
+    floor = None if not logy else floor if floor is not None else zero_floor(agg[f"{y}_mean"])
     for ax, (x, xlabel, logx) in zip(axes[0], axes_spec):
-        curve_panel(ax, agg, x, y, logx=logx, logy=logy, floor=floor)
+        curve_panel(ax, agg, x, y, logx=logx, logy=logy, floor=floor, floor_note=floor_note)
         ax.set_xlabel(xlabel)
         tidy_axes(ax)
     axes[0][0].set_ylabel(ylabel or quality_label(metric))
     axes[0][0].legend(fontsize=8)
     fig.suptitle(title or f"{curves['task'].iloc[0]}: learning curves (mean over seeds ± 1 s.e.; "
                  f"n = {_seeds(agg)})", fontsize=11)
+    _footer(fig, footer)
     return save(fig, stem)
 
 

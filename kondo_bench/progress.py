@@ -9,7 +9,7 @@ Jobs already finished when the sweep starts count as done from the start, but no
 the pace: the ETA is the remaining jobs at the pace of the jobs that ended since the start
 (`eta_seconds`), which accounts for jobs running in parallel without knowing how many do.
 
-Two users: `kondo-bench figures` (kondo_bench/figures.py feeds it each job's end from the
+Two users: `kondo-bench figures` (kondo_bench/figures/jobs.py feeds it each job's end from the
 launched multirun's output) and a multirun sweep (`SweepProgress`, a Hydra callback that
 watches the sweep folder's summary.json files, so it works with any launcher).
 """

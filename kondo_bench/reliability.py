@@ -86,23 +86,43 @@ def result_config(cfg) -> dict:
     return {k: v for k, v in c.items() if k not in NOT_RESULTS}
 
 
+# Keys added to the schema after results were committed, with the value that reproduces what
+# runs before them computed. A stored config without such a key ran with that value, so it is
+# the same computation as today's config with the key at that value (and a different one
+# with any other). Add a key here when adding it to config.py with a behaviour-keeping default.
+ADDED_KEYS = {
+    "method.unit": "token",
+    "method.unit_reduce": "mean",
+}
+
+
 def upgraded(stored: dict) -> dict:
-    """A result config stored before estimators and gates were split (issue 13), in today's
-    keys, so that a finished run of the same computation is still recognised: its method had
-    no `estimator` (the preset's), every preset but dgk was ungated whatever `gate` said, and
-    there was no device.deterministic (CPU results do not change with it). PPO's are left
-    as they were: their metrics rows carry the old, wrong keep rate, so they are run again."""
+    """A stored result config in today's keys, so that a finished run of the same computation
+    is still recognised.
+
+    Keys added since (ADDED_KEYS) take the value runs had before them. A config stored before
+    estimators and gates were split (issue 13): its method had no `estimator` (the preset's),
+    every preset but dgk was ungated whatever `gate` said, and there was no
+    device.deterministic (CPU results do not change with it). PPO's are left as they were:
+    their metrics rows carry the old, wrong keep rate, so they are run again."""
     method = stored.get("method")
-    if not isinstance(method, dict) or "estimator" in method or method.get("name") == "ppo":
+    if not isinstance(method, dict) or method.get("name") == "ppo" and "estimator" not in method:
         return stored
     from .config import PRESETS
 
-    if method.get("name") not in PRESETS:
-        return stored
-    gate = method.get("gate") if method.get("name") == "dgk" else "none"
-    device = {"deterministic": True, **(stored.get("device") or {})}
-    return {**stored, "method": {**method, "estimator": PRESETS[method["name"]].value, "gate": gate},
-            "device": device}
+    if "estimator" not in method:
+        if method.get("name") not in PRESETS:
+            return stored
+        gate = method.get("gate") if method.get("name") == "dgk" else "none"
+        device = {"deterministic": True, **(stored.get("device") or {})}
+        stored = {**stored, "method": {**method, "estimator": PRESETS[method["name"]].value, "gate": gate},
+                  "device": device}
+    for key, value in ADDED_KEYS.items():
+        group, name = key.split(".", 1)
+        node = stored.get(group)
+        if isinstance(node, dict) and name not in node:
+            stored = {**stored, group: {**node, name: value}}
+    return stored
 
 
 def rng_state() -> dict:

@@ -70,12 +70,16 @@ def _natural(path: Path):
     return [(0, int(p), "") if p.isdigit() else (1, 0, p) for p in path.parts]
 
 
-def _overrides(job: Path) -> list[tuple[str, str]]:
+def read_overrides(job: Path) -> list[str]:
+    """The overrides a job ran with, as Hydra wrote them (.hydra/overrides.yaml)."""
     path = job / ".hydra" / "overrides.yaml"
-    if not path.exists():
-        return []
+    return [str(line) for line in yaml.safe_load(path.read_text()) or []] if path.exists() else []
+
+
+def _overrides(job: Path | list[str]) -> list[tuple[str, str]]:
+    """(key, value) of each override of a job folder (or of these override lines), Hydra's own left out."""
     out = []
-    for line in yaml.safe_load(path.read_text()) or []:
+    for line in read_overrides(job) if isinstance(job, Path) else job:
         key, _, value = str(line).partition("=")
         if key.startswith("~") or key.startswith("hydra"):
             continue
@@ -98,6 +102,8 @@ def config_columns(config: dict, prefix: str = "") -> dict:
     cols = {}
     for key, value in config.items():
         dotted = prefix + str(key)
+        if dotted in NOT_RESULTS:  # the whole group (logger.*): a run's options, not what it computes
+            continue
         if isinstance(value, dict):
             cols.update(config_columns(value, dotted + "."))
         elif dotted not in CONFIG_COLUMNS and dotted not in _ALIASES:
@@ -123,7 +129,7 @@ def preset_defaults(task: str, method: str) -> dict:
     return config_columns(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))
 
 
-def _override_columns(job: Path, config: dict) -> dict:
+def _override_columns(job: Path | list[str], config: dict) -> dict:
     """Each override key as a column, typed from the resolved config where it is a scalar.
 
     A config-group choice (task=bandit_multi) is kept as the choice name; for `task` it
@@ -158,24 +164,34 @@ def read_job(job: Path, root: Path) -> tuple[dict | None, dict | None, list[dict
         reason = f"unreadable {SUMMARY} ({e})"
     if summary is None and reason is None:
         reason = f"no {SUMMARY} ({len(rows)} metrics rows: still running, killed or failed)"
-    elif summary is not None and summary.get("status") != "complete":
+    config = None if summary and summary.get("config") else _hydra_config(job)
+    return job_tables(run, summary, rows, read_overrides(job), reason, config)
+
+
+def job_tables(run: str, summary: dict | None, rows: list[dict], overrides: list[str], reason: str | None = None,
+               config: dict | None = None) -> tuple[dict | None, dict | None, list[dict]]:
+    """`read_job` from a job's contents rather than its folder (a finished job kept as a record):
+    its summary, metrics rows and override lines; `reason` says why a job without a summary is
+    incomplete, `config` stands in for a summary that carries none."""
+    if summary is not None and reason is None and summary.get("status") != "complete":
         reason = f"status {summary.get('status')} after {summary.get('steps')} of {summary.get('steps_planned')} steps"
         if summary.get("error"):
             reason += f": {summary['error']}"
     if reason is not None:
-        cfg = (summary or {}).get("config") or _hydra_config(job)
+        cfg = (summary or {}).get("config") or config or {}
         method = cfg.get("method") or {}
         inc = {"run": run, "reason": reason, "task": (cfg.get("task") or {}).get("name"),
                "method": method.get("name"), "price": cfg.get("price"), "keep_rate": cfg.get("keep_rate"),
-               "eta": method.get("eta"), "seed": cfg.get("seed"), **_override_columns(job, cfg)}
+               "eta": method.get("eta"), "seed": cfg.get("seed"), **_override_columns(overrides, cfg)}
         return None, inc, []
-    config = summary.get("config") or {}
+    # a record keeps only result_config: the rest of the config does not change results, nor columns
+    config = summary.get("config") or summary.get("result_config") or config or {}
     forward = summary.get("forward_samples") or 0
     row = {
         "run": run,
         **{k: summary.get(k) for k in CONFIG_COLUMNS},
         **config_columns(config),
-        **_override_columns(job, config),
+        **_override_columns(overrides, config),
         "status": summary["status"],
         "quality_metric": summary.get("quality_metric"),
         "final_quality": summary.get("final_quality"),
@@ -199,9 +215,13 @@ def load_sweep(source: str | Path | list[Path], root: str | Path | None = None, 
     else:
         jobs = [Path(j) for j in source]
         root = Path(root) if root is not None else Path(os.path.commonpath([str(j) for j in jobs])) if jobs else Path(".")
+    return tables_of([read_job(job, root) for job in jobs], curves)
+
+
+def tables_of(results: list[tuple[dict | None, dict | None, list[dict]]], curves: bool = True) -> SweepTables:
+    """The three tables from `read_job` (or `job_tables`) results, one per job."""
     done, missing, metric_frames = [], [], []
-    for job in jobs:
-        row, inc, rows = read_job(job, root)
+    for row, inc, rows in results:
         if row is None:
             missing.append(inc)
             continue

@@ -183,7 +183,7 @@ def train(cfg, task: Task, method: Method, writer: RunWriter, device: torch.devi
                         with timer.phase("screen"):
                             sel = method.select(batch.advantage, batch.logp)
                             guard.watch("delight", sel.delight)
-                        if step == start + 1 and (note := method.keep_rate_note(sel.keep.numel())):
+                        if step == start + 1 and (note := method.keep_rate_note(method.gated_units(sel.keep))):
                             log.warning(note)
                         with timer.phase("learn"):
                             learned = learn_step(task, batch, sel, method, guard, refresh_old=screen_bf16)

@@ -75,7 +75,7 @@ def kondo(cfg) -> dict:
     with tempfile.TemporaryDirectory() as out:
         s = run_experiment(cfg, out)
     return {"train_s": s["time_train"], "cpu_s": time.process_time() - cpu,
-            "wall_s": s["wall_seconds"], "seq_error": s["final_quality"],
+            "wall_s": s["wall_seconds"], "seq_error": s["final"]["seq_error"],
             "backward_samples": s["backward_samples"], "backward_units": s["backward_units"],
             "act_s": s["time_act"], "screen_s": s["time_screen"], "learn_s": s["time_learn"], "eval_s": s["time_eval"]}
 

@@ -1,8 +1,9 @@
 """H*: the longest reversal horizon a method solves within a budget.
 
 Runs task=reversal at each horizon H (and seed) through the same config and loop as
-`kondo-bench run`, and calls H solved when its final reward, 1 - seq_error on fresh
-prompts, averaged over seeds, exceeds the threshold (0.75, as in the paper's Fig 10).
+`kondo-bench run`, and calls H solved when its final reward, 1 - expected_error (the
+expected reward on fresh prompts), averaged over seeds, exceeds the threshold (0.75, as in
+the paper's Fig 10).
 H* is the longest solved H. Every run keeps its folder (metrics.jsonl, summary.json).
 
     python scripts/hstar.py --horizons 6 8 10 12 14 --method dg --steps 1000

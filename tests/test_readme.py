@@ -11,7 +11,8 @@ How commands are shrunk (nothing else is changed):
   first value and any other list its first two, except `method=` lists, which stay whole;
   `hydra.launcher.n_jobs=N` becomes 1 (joblib then runs the jobs in this process).
 - `kondo-bench figures --scale S`: `--scale test`, and `--only bandit` where no `--only` is given
-  (every figure at test scale is 20 sweeps, each a fresh process: minutes here).
+  (every figure at test scale is 38 sweeps, each a fresh process: minutes here); with
+  `--dry-run` it must only succeed (it writes nothing).
 - `make T`: the target's recipe lines from the Makefile, each planned like a README line
   (`setup`, which makes .venv, is not run: this test runs inside it).
 - `python scripts/X.py`: the script's own smallest options (see SCRIPTS).
@@ -61,8 +62,9 @@ SCRIPTS = {
     "report_numbers.py": lambda args: (args, []),
     "hstar.py": lambda args: (_set_opts(args, {"--horizons": ["4"], "--steps": ["2"], "--out": ["hstar"]})
                               + ["task.eval_prompts=10"], ["hstar/H4_seed0/summary.json"]),
-    "reversal_kept_tokens.py": lambda args: (_set_opts(args, {"--steps": ["0", "2"], "--batches": ["1"]})
-                                             + ["task.eval_prompts=10"], []),
+    "reversal_gate_mechanism.py": lambda args: (_set_opts(args, {"--steps": ["0", "2"], "--batches": ["1"],
+                                                                 "--reference": ["1"]})
+                                                + ["task.eval_prompts=10"], []),
     "bench_core.py": lambda args: (_set_opts(args, {"--tasks": ["bandit"], "--methods": ["dgk"]})
                                    + ["task.steps=2", "task.eval_every=1"], [_opt(args, "--out")] if _opt(args, "--out") else []),
 }
@@ -204,6 +206,8 @@ def plan(line: str) -> Step:
         if "--only" not in argv:
             argv += ["--only", "bandit"]
         out = f"{_opt(argv, '--out') or 'results/figures'}/test"
+        if "--dry-run" in argv or "-n" in argv:  # plans, and writes nothing
+            return Step(line, "kondo-bench", argv=argv, env=env)
         return Step(line, "kondo-bench", argv=argv, env=env,
                     files=[f"{out}/{name}{ext}" for name in only for ext in (".png", "_runs.csv", "_curves.csv")])
     if sub in ("data", "--help", "-h", "--version", "summarize", "plot"):

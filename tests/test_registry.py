@@ -32,4 +32,5 @@ def test_a_scale_without_a_task_budget_uses_the_task_config():
 
 
 def test_quality_labels_come_from_the_tasks():
-    assert quality_label("seq_error") == "sequence error" and quality_label("greedy_error") == "greedy error"
+    assert quality_label("expected_error") == "sequence error 1 − E[R]" and quality_label("greedy_error") == "greedy error"
+    assert quality_label("seq_error") == "sequence error (sampled)"

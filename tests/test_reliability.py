@@ -117,3 +117,18 @@ def test_unwritable_result_folder_is_refused_at_start(tmp_path):
         run_experiment(make_cfg("task=bandit", "task.steps=5"), blocker / "run")
     res = kb("run", "task=bandit", "task.steps=5", f"hydra.run.dir={blocker}/run", cwd=tmp_path)
     assert res.returncode == 2 and "is not a folder" in res.stderr and "Traceback" not in res.stderr
+
+
+@pytest.mark.parametrize("sweep", ["mnist-ungated", "mnist-dgk-keep3", "mnist-dgk-prices"])
+def test_committed_results_still_count_as_the_same_computation(sweep):
+    """A key added to the schema must not turn committed finished runs into unfinished ones: a
+    stored config lacking it is read with the value that reproduces it (reliability.ADDED_KEYS)."""
+    from conftest import REPO
+    from kondo_bench.figures.store import read_store
+    from kondo_bench.reliability import result_config, upgraded
+
+    record = min(read_store(REPO / "results/figures/paper/finished" / f"{sweep}.jsonl").items())[1]  # a committed job
+    stored, overrides = record["summary"]["result_config"], record["overrides"]
+    today = result_config(make_cfg(*overrides))
+    today["task"]["data_root"] = stored["task"]["data_root"]  # where the data was is not the computation
+    assert upgraded(stored) == today

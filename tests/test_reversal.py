@@ -14,7 +14,8 @@ from kondo_bench.config import ReversalConfig
 from kondo_bench.errors import UserError
 from kondo_bench.methods import Method, topk_gate
 from kondo_bench.tasks import draw
-from kondo_bench.tasks.reversal import ReversalTask, answer_logp, grouped_advantage, reward_of, target_of
+from kondo_bench.tasks.reversal import (ReversalTask, answer_dist, answer_logp, expected_error, grouped_advantage,
+                                        reward_of, sample, target_of)
 from kondo_bench.train import learn_step, run_experiment
 
 T = torch.tensor
@@ -131,6 +132,58 @@ def test_compacted_rows_give_the_masked_full_batch_gradient():
     assert torch.allclose(compacted, captured["g"], atol=1e-6)
 
 
+@pytest.mark.parametrize("gate,reduce", [("topk", "mean"), ("topk", "sum"), ("quantile", "mean")])
+def test_sequence_gate_keeps_whole_answers_and_compacts_to_them(gate, reduce):
+    """method.unit=sequence: the gate ranks (or prices) rows by their tokens' mean or summed
+    score, keeps whole answers, counts their tokens, and re-runs only their rows."""
+    task = tiny_task(batch_size=60, samples_per_prompt=3)
+    captured = {}
+
+    def keep_grads(loss):
+        task.net.zero_grad()
+        loss.backward()
+        captured["g"] = torch.cat([p.grad.reshape(-1) for p in task.net.parameters()])
+
+    task.learn = keep_grads
+    batch = task.act()
+    batch.advantage = torch.randn(60, 1).expand(-1, 4).contiguous()
+    method = Method("dgk", gate=gate, keep_rate=0.2, unit="sequence", unit_reduce=reduce, eta=0.3)
+    sel = method.select(batch.advantage, batch.logp)
+    rows = sel.keep.any(1)
+    assert torch.equal(sel.keep, rows[:, None].expand(-1, 4))  # all of a row's tokens, or none
+    if gate == "topk":  # exactly round(0.2 * 60) = 12 answers: the 12 best by their reduced delight
+        assert int(rows.sum()) == 12
+        chi = batch.advantage * -batch.logp
+        seq = chi.sum(1) if reduce == "sum" else chi.mean(1)
+        assert seq[rows].min() >= seq[~rows].max()
+    learned = learn_step(task, batch, sel, method)
+    assert learned.backward_rows == int(rows.sum()) and learned.kept_units == 4 * int(rows.sum())
+    compacted = captured["g"]
+    full = task.logp(batch, torch.arange(60))
+    keep_grads(-(sel.coef * sel.keep * full).sum() / 240)
+    assert torch.allclose(compacted, captured["g"], atol=1e-6)
+
+
+def test_sequence_gate_keep_rate_is_the_share_of_answers(tmp_path):
+    s = run_experiment(make_cfg("task=reversal", "method=dgk", "keep_rate=0.1", "method.unit=sequence",
+                                "task.steps=3", "task.eval_every=3", "task.horizon=3", "task.d_model=16",
+                                "task.ffn=32", "task.eval_prompts=10", "progress=false"), tmp_path)
+    assert s["status"] == "complete" and s["final"]["keep_rate"] == pytest.approx(0.1)
+    assert s["backward_units"] == 3 * s["backward_samples"] == 3 * 3 * 10  # 10 answers a step, 3 tokens each
+
+
+@pytest.mark.parametrize("overrides,needle", [
+    (("task=mnist", "method=dgk", "keep_rate=0.1", "method.unit=sequence"), "one unit each"),
+    (("task=reversal", "method=dg", "method.unit=sequence"), "only a gate read it"),
+    (("task=reversal", "method=dgk", "keep_rate=0.1", "method.unit_reduce=sum"), "method.unit=sequence"),
+])
+def test_sequence_gate_refused_where_it_would_mean_nothing(overrides, needle):
+    from kondo_bench.config import validate
+
+    with pytest.raises(UserError, match=needle):
+        validate(make_cfg(*overrides))
+
+
 # ---- the transformer ----
 
 def test_causal_mask_later_tokens_do_not_change_earlier_logits():
@@ -192,8 +245,71 @@ def test_evaluate_reports_errors_and_leaves_the_training_rng_alone():
     state = torch.get_rng_state()
     out = task.evaluate()
     assert torch.equal(state, torch.get_rng_state())
-    assert set(out) == {"seq_error", "greedy_error", "cumulative_error"}
-    assert all(0 <= v <= 1 for v in out.values())
+    assert set(out) == {"expected_error", "expected_error_se", "seq_error", "greedy_error", "cumulative_error"}
+    assert all(0 <= v <= 1 for v in out.values()) and task.quality == "expected_error"
+
+
+# ---- the expected error: exact, or Rao-Blackwellised, against enumeration and sampling ----
+
+def exact_error(task: ReversalTask, prompt: torch.Tensor, scoring: str, kappa: float) -> float:
+    """1 - E[R | prompt] by enumerating all M^H answers with their teacher-forced probabilities."""
+    h, m = prompt.shape[1], task.M
+    answers = torch.cartesian_prod(*[torch.arange(m)] * h)  # [M^H, H]
+    with torch.no_grad():
+        p = answer_logp(task.net, prompt, answers, torch.zeros(len(answers), dtype=torch.long)).double().sum(-1).exp()
+    target = target_of(prompt, "reverse", m).expand(len(answers), -1)
+    assert p.sum().item() == pytest.approx(1, abs=1e-5)
+    return 1 - (p * reward_of(answers, target, scoring, kappa).double()).sum().item()
+
+
+@pytest.mark.parametrize("scoring, kappa", [("sequential", 1.0), ("sequential", 0.0), ("fraction", 0.0),
+                                            ("sequential", 0.5)])
+def test_expected_error_is_exact_by_teacher_forcing(scoring, kappa):
+    torch.manual_seed(0)
+    task = tiny_task(horizon=3, vocab=3)
+    prompt = T([[0, 2, 1]])
+    target = target_of(prompt, "reverse", 3)
+    with torch.no_grad():
+        forced = answer_dist(task.net, prompt, target, T([0]))
+    _, dist = sample(task.net, prompt, full=True)
+    got = expected_error(dist, target, scoring, kappa, forced).item()
+    assert got == pytest.approx(exact_error(task, prompt, scoring, kappa), abs=1e-6)
+
+
+def test_rao_blackwellised_fraction_error_is_unbiased_and_less_noisy_than_sampling():
+    """The fraction score's estimate (pi of the target along sampled answers) averages to the
+    exact expectation, and varies far less from answer to answer than the sampled score."""
+    torch.manual_seed(0)
+    task = tiny_task(horizon=3, vocab=3)
+    prompt = T([[0, 2, 1]])
+    answers, dist = sample(task.net, prompt, samples=4000, full=True)
+    target = target_of(prompt, "reverse", 3).expand(len(answers), -1)
+    rb = expected_error(dist, target)
+    sampled = 1 - reward_of(answers, target).double()
+    exact = exact_error(task, prompt, "fraction", 1.0)
+    se = rb.std().item() / len(rb) ** 0.5
+    assert abs(rb.mean().item() - exact) < 4 * se and abs(sampled.mean().item() - exact) < 4 * sampled.std().item() / 4000 ** 0.5
+    assert rb.std() < sampled.std() / 3
+
+
+def test_evaluate_agrees_with_the_sampled_error_within_its_noise():
+    torch.manual_seed(1)
+    task = tiny_task(eval_prompts=2000)
+    out = task.evaluate()
+    noise = (out["expected_error_se"] ** 2 + out["seq_error"] * (1 - out["seq_error"]) / 2000) ** 0.5
+    assert 0 < out["expected_error_se"] < 0.01 and abs(out["expected_error"] - out["seq_error"]) < 4 * noise
+
+
+@pytest.mark.parametrize("scoring, expected", [("fraction", 1e-9), ("sequential", 5.5e-9)])
+def test_expected_error_resolves_a_near_deterministic_policy(scoring, expected):
+    """pi(target) = 1 - 1e-9 at every token: sampling 200 prompts x 10 tokens sees no error (its
+    grain is 5e-4), the expected error is 1e-9 (sequential: mean over t of 1 - (1 - 1e-9)^t)."""
+    target = torch.randint(2, (200, 10), generator=torch.Generator().manual_seed(0))
+    dist = torch.full((200, 10, 2), math.log(1e-9)).scatter(-1, target[..., None], math.log1p(-1e-9))
+    answers = torch.distributions.Categorical(logits=dist).sample()
+    assert reward_of(answers, target).mean().item() == 1  # sampling: exactly 0 error
+    got = expected_error(dist, target, scoring, 1.0, forced=dist).mean().item()
+    assert got == pytest.approx(expected, rel=1e-4)
 
 
 @pytest.mark.parametrize("override, match", [

@@ -13,6 +13,7 @@ import pytest
 from conftest import kb, needs_mnist_full
 from kondo_bench import figures
 from kondo_bench.cli import main
+from kondo_bench.figures.store import read_store, store_path
 from kondo_bench.sweeps import load_sweep, pareto_front
 
 
@@ -125,33 +126,83 @@ def test_submitit_local_launcher(tmp_path):
     assert sorted(tables.runs["seed"]) == [0, 1] and tables.incomplete.empty
 
 
-def test_figures_bandit_runs_draws_and_skips_finished_jobs(tmp_path, capsys, monkeypatch):
-    args = ["figures", "--scale", "test", "--only", "bandit", "--out", str(tmp_path)]
-    assert main(args) == 0
-    out = capsys.readouterr().out
-    assert "bandit-ungated: 4 jobs, 0 done, 4 to run" in out
-    assert "[figures] jobs: 0/10 done, 0 failed, 0 s elapsed, about ? left" in out  # progress, not a terminal
-    assert re.search(r"\[figures\] jobs: 10/10 done, 0 failed, .* elapsed, all ended", out)
-    for name in ("bandit.png", "bandit.pdf", "bandit_runs.csv"):
-        assert (tmp_path / "test" / name).stat().st_size > 0
-    runs = pd.read_csv(tmp_path / "test" / "bandit_runs.csv")
-    assert set(runs["method"]) == {"pg", "dg", "dgk"} and len(runs) == 10
+def test_figures_built_over_two_sessions_from_committed_records(tmp_path, capsys, monkeypatch):
+    """A figure built in two halves: the first session finishes one sweep and ends; the next
+    starts from a copy of what would be committed (everything but runs/, which .gitignore
+    leaves out), counts the first sweep's jobs as done from their records, launches only the
+    other sweep and draws all ten. Then: a lost record is rerun alone, and a changed config
+    counts nothing as done."""
+    real_launch = figures.jobs.launch
+    launched = []
 
-    # a rerun launches only the jobs not finished with the same config, into the same folder
-    job = tmp_path / "test" / "runs" / "bandit-ungated" / "method=dg,seed=1"
+    def first_sweep_only(root, overrides, exclude, verbose, progress, finished):  # the session ends after it
+        launched.append((root.name, overrides, exclude))
+        if root.name != "bandit-ungated":
+            return 1
+        status = real_launch(root, overrides, exclude, verbose, progress, finished)
+        # each job was recorded as it completed, before the launch returned
+        assert len(read_store(store_path(first / "test", "bandit-ungated"))) == 4
+        return status
+
+    monkeypatch.setattr(figures.jobs, "launch", first_sweep_only)
+    first, second = tmp_path / "first", tmp_path / "second"
+    assert main(["figures", "--scale", "test", "--only", "bandit", "--out", str(first)]) == 1
+    out = capsys.readouterr().out
+    assert "bandit-ungated: 4 jobs, 0 done, 4 to run" in out and "bandit-dgk-hard-gate: 6 jobs, 0 done, 6 to run" in out
+    assert "[figures] jobs: 0/10 done, 0 failed, 0 s elapsed, about ? left" in out  # progress, not a terminal
+    records = (first / "test" / "finished" / "bandit-ungated.jsonl").read_text().splitlines()
+    assert len(records) == 4 and not (first / "test" / "finished" / "bandit-dgk-hard-gate.jsonl").exists()
+    assert [json.loads(r)["job"] for r in records] == ["method=dg,seed=0", "method=dg,seed=1",
+                                                       "method=pg,seed=0", "method=pg,seed=1"]
+
+    shutil.copytree(first, second, ignore=shutil.ignore_patterns("runs"))  # what a commit carries
+    launched.clear()
+    monkeypatch.setattr(figures.jobs, "launch", lambda root, *a: launched.append(root.name) or real_launch(root, *a))
+    assert main(["figures", "--scale", "test", "--only", "bandit", "--out", str(second)]) == 0
+    out = capsys.readouterr().out
+    assert "bandit-ungated: 4 jobs, 4 done, 0 to run" in out and "bandit-dgk-hard-gate: 6 jobs, 0 done, 6 to run" in out
+    assert launched == ["bandit-dgk-hard-gate"] and not (second / "test" / "runs" / "bandit-ungated").exists()
+    assert "[figures] jobs: 4/10 done (4 skipped), 0 failed" in out
+    assert re.search(r"\[figures\] jobs: 10/10 done \(4 skipped\), 0 failed, .* elapsed, all ended", out)
+    for name in ("bandit.png", "bandit.pdf", "bandit_runs.csv"):
+        assert (second / "test" / name).stat().st_size > 0
+    runs = pd.read_csv(second / "test" / "bandit_runs.csv")
+    assert set(runs["method"]) == {"pg", "dg", "dgk"} and len(runs) == 10
+    # the first sweep's rows and curves, read from its records, are the ones its folders gave
+    before = pd.read_csv(first / "test" / "bandit_runs.csv")
+    assert len(before) == 4
+    pd.testing.assert_frame_equal(runs[runs["sweep"] == "bandit-ungated"].reset_index(drop=True), before,
+                                  check_like=True)
+    curves, before = (pd.read_csv(d / "test" / "bandit_curves.csv") for d in (second, first))
+    pd.testing.assert_frame_equal(curves[curves["sweep"] == "bandit-ungated"].reset_index(drop=True), before,
+                                  check_like=True)
+    assert len((second / "test" / "finished" / "bandit-dgk-hard-gate.jsonl").read_text().splitlines()) == 6
+
+    # a job with neither a record nor a finished folder is launched again, alone, into its folder
+    store = second / "test" / "finished" / "bandit-dgk-hard-gate.jsonl"
+    lines = store.read_text().splitlines()
+    lost = json.loads(lines[1])["job"]
+    store.write_text("\n".join(lines[:1] + lines[2:]) + "\n")
+    job = second / "test" / "runs" / "bandit-dgk-hard-gate" / lost
     (job / "summary.json").unlink()
     launched = []
-    monkeypatch.setattr(figures, "launch", lambda root, overrides, exclude, verbose, progress:
+    monkeypatch.setattr(figures.jobs, "launch", lambda root, overrides, exclude, verbose, progress, finished:
                         launched.append((overrides, exclude)) or 0)
-    assert main(args) == 0
+    assert main(["figures", "--scale", "test", "--only", "bandit", "--out", str(second)]) == 0
     out = capsys.readouterr().out
-    assert "bandit-ungated: 4 jobs, 3 done, 1 to run" in out and "bandit-dgk-hard-gate: 6 jobs, 6 done, 0 to run" in out
-    assert "[figures] jobs: 9/10 done (9 skipped), 0 failed" in out  # finished jobs count as done at the start
+    assert "bandit-ungated: 4 jobs, 4 done, 0 to run" in out and "bandit-dgk-hard-gate: 6 jobs, 5 done, 1 to run" in out
     assert "[figures] jobs: 9/10 done (9 skipped), 1 failed" in out  # the launch left its job unfinished
-    assert len(launched) == 1
     (overrides, exclude), = launched
     grid, _ = figures.expand(overrides)
     assert len(grid) == 1 and figures.job_folder(job.parent, grid[0], exclude) == job
+
+    # a changed config (here a different step size for every job) is not the finished work
+    assert main(["figures", "--scale", "test", "--only", "bandit", "--out", str(second), "--dry-run",
+                 "task.step_size=0.2"]) == 0
+    out = capsys.readouterr().out
+    assert "bandit-ungated: 4 jobs, 0 done, 4 to run" in out and "bandit-dgk-hard-gate: 6 jobs, 0 done, 6 to run" in out
+    assert "[figures] 10 jobs, 0 done, 10 to run (dry run: nothing launched)" in out
+    assert len(launched) == 1  # a dry run launches nothing
 
 
 def test_back_to_back_sweeps_get_different_folders(tmp_path):
@@ -171,7 +222,7 @@ def test_columns_come_from_the_resolved_config_and_a_figure_draws_keys_no_run_se
     flattened), a key that does not change results is no series key, and the gambling figure,
     which reads task.reward_noise, draws from them."""
     from conftest import make_cfg
-    from kondo_bench.figure_specs import _draw_gambling
+    from kondo_bench.figures.gambling import draw as draw_gambling
     from kondo_bench.sweeps import series_keys
     from kondo_bench.train import run_experiment
 
@@ -185,4 +236,4 @@ def test_columns_come_from_the_resolved_config_and_a_figure_draws_keys_no_run_se
     keys = series_keys(t.runs)
     assert "method.signal" in keys and "task.reward_noise" not in keys and "method.estimator" not in keys
     data = figures.FigureData("gambling", figures.SCALES["test"], tmp_path, t.runs, t.curves, t.incomplete)
-    assert [p.suffix for p in _draw_gambling(data)] == [".png", ".pdf"]
+    assert [p.suffix for p in draw_gambling(data)] == [".png", ".pdf"]

@@ -67,6 +67,7 @@ class Batch:
 class Task:
     quality: str = "error"
     quality_labels: dict = {}  # metric -> axis label, for the plots (else the metric's name)
+    units_per_row: str = "one"  # "many": a row is a sequence of units (tokens) a gate may take whole
     quality_log: bool = True  # plot the quality metric on a log axis (False: it can be 0 or negative)
     own_loss_rows: str = "kept"  # rows `own_loss` needs: "kept" (by the gate) or "all"
     checkpoint_attrs: tuple[str, ...] = ()  # extra attributes a checkpoint must carry

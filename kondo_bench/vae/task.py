@@ -34,7 +34,7 @@ import logging
 
 import torch
 
-from ..config import Unit, resolve_into
+from ..config import CodeUnit, resolve_into
 from ..data import load_mnist
 from ..methods import Method
 from . import pathwise
@@ -59,6 +59,7 @@ class VaeTask(Task):
                       "test_kl": "test KL (nats)", "encoder_grad_var": "encoder gradient variance (trace)",
                       "encoder_grad_rel_var": "encoder gradient variance / ||mean||²"}
     quality_log = False  # the linear decoder's Gaussian density can make it negative
+    units_per_row = "many"  # with task.unit=latent a row holds D units, which method.unit=sequence gates whole
 
     @classmethod
     def from_config(cls, cfg, device: torch.device, pixels: tuple | None = None) -> "VaeTask":
@@ -79,7 +80,7 @@ class VaeTask(Task):
     def __init__(self, cfg, device: torch.device, method: Method, mcfg, train_pixels: torch.Tensor,
                  eval_pixels: torch.Tensor, info: dict | None = None, into: str | None = None):
         self.cfg, self.device, self.method, self.mcfg, self.into = cfg, device, method, mcfg, into
-        self.S, self.unit = cfg.samples, Unit(cfg.unit)
+        self.S, self.unit = cfg.samples, CodeUnit(cfg.unit)
         self.train_pixels = train_pixels
         fixed = getattr(cfg.binarize, "value", cfg.binarize) == "fixed"
         self.train_fixed = binarised(train_pixels, FIXED_SEED) if fixed else None
@@ -135,7 +136,7 @@ class VaeTask(Task):
         advantage = leave_one_out(reward, S)
         with torch.set_grad_enabled(grad):
             logq = self.code.logq(params, z).reshape(n, -1)  # [rows, D]
-        if self.unit is Unit.sample:
+        if self.unit is CodeUnit.sample:
             logq = logq.sum(-1)
         else:
             advantage = advantage[:, None].expand_as(logq).contiguous()
@@ -157,12 +158,12 @@ class VaeTask(Task):
     def logp(self, batch: Batch, rows: torch.Tensor) -> torch.Tensor:
         params = self._encode_rows(batch, rows)
         logq = self.code.logq(params, batch.data["action"][rows][:, None])[:, 0]  # [rows, D]
-        return logq.sum(-1) if self.unit is Unit.sample else logq
+        return logq.sum(-1) if self.unit is CodeUnit.sample else logq
 
     def own_loss(self, batch: Batch, rows: torch.Tensor) -> torch.Tensor:
         """KL(q(z|x) || prior) of each row's image, exact; / D per latent unit (see the module doc)."""
         kl = self.code.kl(self._encode_rows(batch, rows))
-        return kl / self.code.dim if self.unit is Unit.latent else kl
+        return kl / self.code.dim if self.unit is CodeUnit.latent else kl
 
     def learn(self, loss: torch.Tensor) -> None:
         """One step of encoder and decoder: the estimator's loss, plus the decoder's on the acted codes."""

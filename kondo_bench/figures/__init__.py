@@ -1,0 +1,37 @@
+"""`kondo-bench figures`: one module per paper figure, and the registry that lists them.
+
+Each figure module defines `FIGURE = Figure(name, about, sweeps, draw)`:
+`sweeps(scale)` lists the Hydra multiruns it needs (`Sweep(name, overrides)`, the
+overrides exactly as on the command line) and `draw(data)` draws from the loaded tables.
+`hstar.py` is the example to follow; adding a figure is one module like it and one entry
+in MODULES below. The machinery lives apart and never imports a figure:
+
+- `core.py`: scales (`test`, `quick`, `report`, `paper`), `Sweep`, `Figure`, `FigureData`;
+- `jobs.py`: expand a sweep into jobs, check which are finished, launch the rest, load them;
+- `command.py`: the command line, over the registry it is given;
+- `common.py`: helpers the figure modules share (panels, seed counts, mean curves).
+"""
+
+from __future__ import annotations
+
+from . import bandit, gambling, gateform, hstar, mnist, noise, reversal, screening, speedup, vae_anneal, vae_gate, vae_linear
+from .common import first_reach
+from .core import SCALES, Budget, Figure, FigureData, Scale, Sweep, default_budget
+from .jobs import expand, is_done, job_folder, resolved_config
+from .speedup import COST_RATIOS
+
+# The figures, in the order `kondo-bench figures` makes them.
+MODULES = (bandit, mnist, speedup, reversal, hstar, screening, noise, gambling, gateform, vae_linear, vae_anneal,
+           vae_gate)
+FIGURES: dict[str, Figure] = {m.FIGURE.name: m.FIGURE for m in MODULES}
+
+
+def figures_main(argv: list[str]) -> int:
+    """`kondo-bench figures ...` over the figures above."""
+    from .command import main
+
+    return main(argv, FIGURES)
+
+
+__all__ = ["COST_RATIOS", "FIGURES", "MODULES", "SCALES", "Budget", "Figure", "FigureData", "Scale", "Sweep",
+           "default_budget", "expand", "figures_main", "first_reach", "is_done", "job_folder", "resolved_config"]

@@ -1,0 +1,120 @@
+"""`kondo-bench figures`: run each figure's missing jobs, then draw it from the tables.
+
+Extra KEY=VALUE arguments go to every job: `hydra/launcher=joblib` to run jobs in
+parallel, `device=cuda`, ... The figures themselves are the registry of
+`kondo_bench/figures/__init__.py`; this module takes them as an argument.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from ..progress import Progress
+from ..sweeps import write_table
+from .core import SCALES, Figure, FigureData, Scale
+from .jobs import Plan, Watch, is_done, load_jobs, plan_sweeps, run_sweeps
+
+
+def make_figure(fig: Figure, scale: Scale, out: Path, extra: list[str], verbose: bool,
+                plans: list[Plan], watch: Watch) -> tuple[list[Path], int]:
+    started, say = time.time(), watch.progress.write  # lines above the progress bar on a terminal
+    say(f"[{fig.name}] {fig.about} (scale {scale.name})")
+    jobs, failed = run_sweeps(fig, plans, extra, verbose, watch)
+    data = load_jobs(fig.name, scale, out, jobs, extra)
+    written = []
+    for stale in data.stem("_incomplete").parent.glob(data.stem("_incomplete").name + ".*"):
+        stale.unlink()  # an earlier attempt's list; rewritten below if jobs are still missing
+    if not data.incomplete.empty:
+        written += write_table(data.incomplete, data.stem("_incomplete"))[:1]
+        say(f"[{fig.name}] {len(data.incomplete)} job(s) not complete, left out: see {written[-1]}")
+    if data.runs.empty:
+        print(f"[{fig.name}] no complete runs: nothing to draw", file=sys.stderr)
+        return written, failed + 1
+    written += write_table(data.runs, data.stem("_runs"))
+    written += write_table(data.curves, data.stem("_curves"))  # the metrics rows: figures redrawable from tables
+    from ..plots import key_numbers
+
+    for task, runs in data.runs.groupby("task", sort=False):
+        say(f"[{fig.name}] {task}, final values (mean ± s.e. over seeds):")
+        say("    " + key_numbers(runs).to_string(index=False).replace("\n", "\n    "))
+    written += fig.draw(data)
+    for note in data.notes:
+        say(f"[{fig.name}] {note}")
+    say(f"[{fig.name}] done in {time.time() - started:.0f} s: " + ", ".join(str(p) for p in written
+                                                                           if p.suffix != ".pdf"))
+    return written, failed
+
+
+def main(argv: list[str], figures: dict[str, Figure]) -> int:
+    """`kondo-bench figures [--scale test|quick|report|paper] [--only NAME] [--out DIR] [KEY=VALUE ...]`,
+    over `figures` (name -> Figure, in the order they are made)."""
+    parser = argparse.ArgumentParser(
+        prog="kondo-bench figures", description="Run each paper figure's sweeps (skipping finished jobs) and draw it.",
+        epilog="figures: " + "; ".join(f"{f.name}: {f.about}" for f in figures.values()))
+    parser.add_argument("--scale", choices=list(SCALES), default="quick",
+                        help="test: every figure's pipeline on tiny runs (minutes: each sweep starts a process); "
+                        "quick: CPU minutes (default); report: CPU hours; paper: the full setting")
+    parser.add_argument("--only", action="append", choices=list(figures), help="this figure only (repeatable)")
+    parser.add_argument("--out", default="results/figures", help="output folder (default results/figures); "
+                        "figures and tables go to OUT/SCALE/, runs to OUT/SCALE/runs/ and the records of "
+                        "finished jobs (to commit) to OUT/SCALE/finished/")
+    parser.add_argument("--dry-run", "-n", action="store_true", help="say how many jobs each sweep has done and "
+                        "to run, and stop: launch, draw and write nothing")
+    parser.add_argument("--redraw", action="store_true", help="only draw again, from the tables already in "
+                        "OUT/SCALE (<figure>_runs.csv and _curves.csv): launch nothing, read no run")
+    parser.add_argument("--jobs", "-j", type=int, default=1, help="jobs at once on this machine, through "
+                        "Hydra's joblib launcher (pip install kondo-bench[joblib]); default 1")
+    parser.add_argument("--verbose", "-v", action="store_true", help="show the runs' full output")
+    parser.add_argument("overrides", nargs="*", help="extra KEY=VALUE for every job, e.g. hydra/launcher=joblib")
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:
+        return int(e.code or 0)
+    scale = SCALES[args.scale]
+    out = Path(args.out) / scale.name
+    extra = list(args.overrides)
+    if args.jobs > 1:
+        extra = ["hydra/launcher=joblib", f"hydra.launcher.n_jobs={args.jobs}", *extra]
+    started, failed = time.time(), 0
+    figs = [figures[name] for name in args.only or list(figures)]
+    if args.redraw:
+        return redraw(figs, scale, out)
+    plans = {f.name: plan_sweeps(f, scale, out, extra) for f in figs}
+    jobs = {j.folder: j for ps in plans.values() for p in ps for j in p.jobs}  # figures share sweeps
+    skipped = sum(is_done(j, extra) for j in jobs.values())
+    if args.dry_run:
+        print(f"[figures] {len(jobs)} jobs, {skipped} done, {len(jobs) - skipped} to run (dry run: nothing launched)")
+        return 0
+    watch = Watch(Progress(len(jobs), skipped=skipped, label="[figures] jobs"), skipped)
+    for fig in figs:
+        _, f = make_figure(fig, scale, out, extra, args.verbose, plans[fig.name], watch)
+        failed += f
+    watch.progress.close()
+    print(f"all figures done in {time.time() - started:.0f} s" + (f"; {failed} launch(es) failed" if failed else ""))
+    return 1 if failed else 0
+
+
+
+
+def redraw(figs: list[Figure], scale: Scale, out: Path) -> int:
+    """Draw each figure from its committed tables (after a change to the drawing code)."""
+    import pandas as pd
+
+    failed = 0
+    for fig in figs:
+        runs, curves = out / f"{fig.name}_runs.csv", out / f"{fig.name}_curves.csv"
+        if not runs.exists():
+            print(f"[{fig.name}] no {runs}: run `kondo-bench figures --scale {scale.name} --only {fig.name}` first",
+                  file=sys.stderr)
+            failed += 1
+            continue
+        data = FigureData(fig.name, scale, out, pd.read_csv(runs),
+                          pd.read_csv(curves) if curves.exists() else pd.DataFrame(), pd.DataFrame())
+        written = fig.draw(data)
+        for note in data.notes:
+            print(f"[{fig.name}] {note}")
+        print(f"[{fig.name}] redrawn from {runs.name}: " + ", ".join(str(p) for p in written if p.suffix != ".pdf"))
+    return 1 if failed else 0

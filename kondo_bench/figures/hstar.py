@@ -1,0 +1,135 @@
+"""Fig 10, H*: the longest reversal horizon each method solves within a budget, against
+forward samples and against backward passes.
+
+This module is the example to follow when adding a figure: `sweeps(scale)` lists the
+multiruns, `draw(data)` draws from the tables, `FIGURE` names them, and one line in
+`figures/__init__.py` (MODULES) registers it.
+
+The runs: token reversal (M = 2) at a grid of horizons H, for PG, PPO, PMPO, DG, DG-K at a
+zero price with the hard gate (λ = 0, η = 0: only positive-delight tokens pass) and DG-K at
+a fixed keep rate ρ = 3 %. H is **solved** by a seed within a budget when, at some
+evaluation within that budget, its reward 1 − quality (1 − E[R] on fresh prompts) exceeds
+0.75, the paper's threshold ("solved within a budget": the first time counts, a later dip
+does not unsolve it). A seed's H*(budget) is the largest H of the grid it solved by then
+(0 when none); the figure shows the mean over seeds ± 1 s.e. (the paper's H* ≈ 26.5 for DG
+suggests a mean over seeds too), as a step curve along the budget. The grid bounds what
+H* can read: it is never more than the largest H run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..sweeps import series_keys
+from .common import config_values, panels, seeds_text
+from .core import Figure, FigureData, Scale, Sweep
+
+THRESHOLD = 0.75  # reward above which an H counts as solved (the paper's)
+# The paper's H* within 1 M forward samples (read off its Fig 10, about ±0.5), by (method, gate)
+PAPER = {("dgk", "topk"): 29, ("dgk", "price"): 28, ("dg", "none"): 26.5, ("pmpo", "none"): 18,
+         ("pg", "none"): 17, ("ppo", "none"): 17}
+# The horizons, steps (100 episodes each), evaluation interval and seeds at each scale
+GRID = {"test": ("2,4", 10, 5, 1),
+        "quick": ("3,5,7,9", 300, 25, 1),  # CPU minutes (PPO, with its 4 epochs, takes half)
+        "report": ("4,6,8,10,12", 2000, 100, 1),  # about a CPU-hour
+        "paper": ("10,14,16,18,20,22,24,26,28,30,32", 10_000, 100, 3)}  # 1 M forward samples; the paper's
+# seed count for Fig 10 is not known
+
+
+def sweeps(s: Scale) -> list[Sweep]:
+    horizons, steps, eval_every, seeds = GRID.get(s.name, GRID["quick"])
+    base = (*s.task("reversal", seeds=seeds, steps=steps, eval_every=eval_every), f"task.horizon={horizons}")
+    return [Sweep("hstar-ungated", (*base, "method=pg,ppo,pmpo,dg")),
+            Sweep("hstar-dgk-price0", (*base, "method=dgk", "method.eta=0", "price=0")),
+            Sweep("hstar-dgk-keep3", (*base, "method=dgk", "keep_rate=0.03"))]
+
+
+def keys_without_horizon(runs: pd.DataFrame) -> list[str]:
+    """What tells the methods apart (the horizon does not: it is the grid)."""
+    return [k for k in series_keys(runs) if k != "task.horizon"]
+
+
+def budget_column(curves: pd.DataFrame, x: str) -> pd.Series:
+    """The budget spent by each row: forward samples, or backward passes (kept tokens / H:
+    the paper's count, one pass per sequence's worth of tokens)."""
+    if x == "backward_passes":
+        return curves["backward_units"] / curves["task.horizon"].astype(float)
+    return curves[x].astype(float)
+
+
+def hstar_table(curves: pd.DataFrame, keys: list[str], x: str = "forward_samples",
+                threshold: float = THRESHOLD) -> pd.DataFrame:
+    """H* of each configuration and seed at every budget where it can change: one row per
+    (configuration, seed, budget) with columns keys, seed, budget, hstar."""
+    c = curves.assign(budget=budget_column(curves, x), reward=1 - curves["quality"].astype(float),
+                      H=curves["task.horizon"].astype(int))
+    rows = []
+    for conf, g in c.groupby(keys, dropna=False, sort=False):
+        conf = conf if isinstance(conf, tuple) else (conf,)
+        budgets = np.sort(g["budget"].unique())
+        for seed, s in g.groupby("seed"):
+            solved = s[s["reward"] > threshold].groupby("H")["budget"].min()  # first budget each H is solved at
+            for b in budgets:
+                done = solved.index[solved.to_numpy() <= b]
+                rows.append({**dict(zip(keys, conf)), "seed": seed, "budget": b,
+                             "hstar": int(done.max()) if len(done) else 0})
+    return pd.DataFrame(rows, columns=[*keys, "seed", "budget", "hstar"])
+
+
+def hstar_mean(table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """Mean and s.e. over seeds of H* at each budget."""
+    g = table.groupby([*keys, "budget"], dropna=False, sort=False)["hstar"]
+    return g.agg(["mean", "sem", "size"]).reset_index().sort_values([*keys, "budget"])
+
+
+def draw(d: FigureData) -> list[Path]:
+    from ..plots import METHOD_NAMES, save, styles, tidy_axes
+
+    keys = keys_without_horizon(d.runs)
+    look = styles(d.runs.drop_duplicates(keys)[keys].reset_index(drop=True), keys)  # label, colour per method
+    curves = d.curves.merge(look[[*keys, "label"]], on=keys, how="left")
+    grid = sorted(d.runs["task.horizon"].astype(int).unique())
+    axes, plt = panels(2, 6.2)
+    for ax, (x, xlabel) in zip(axes, (("forward_samples", "forward samples"),
+                                      ("backward_passes", "backward passes (kept tokens / H)"))):
+        mean = hstar_mean(hstar_table(curves, ["label"], x), ["label"])
+        for _, r in look.iterrows():
+            m = mean[mean["label"] == r["label"]]
+            budget, h, se = m["budget"].to_numpy(float), m["mean"].to_numpy(float), np.nan_to_num(m["sem"])
+            if not len(m):
+                continue
+            ax.step(budget, h, where="post", color=r["color"], lw=1.6, label=r["label"])
+            ax.fill_between(budget, h - se, h + se, step="post", color=r["color"], alpha=0.15, lw=0)
+            paper = PAPER.get((r["method"], r["gate"]))
+            if x == "forward_samples":
+                n = int(m["size"].iloc[-1])
+                d.notes.append(f"{r['label']}: H* = {h[-1]:.3g}" + (f" ± {se[-1]:.2g}" if n > 1 else "")
+                               + f" (n = {n}) at {budget[-1]:,.0f} forward samples"
+                               + (f"; the paper: {paper:g} at 1 M" if paper is not None else ""))
+        if x == "forward_samples":  # the paper's values, at its budget of 1 M forward samples
+            for i, (_, r) in enumerate(look[[(m, g) in PAPER for m, g in zip(look["method"], look["gate"])]]
+                                       .drop_duplicates(["method", "gate"]).iterrows()):
+                ax.plot(1e6, PAPER[(r["method"], r["gate"])], "x", color=r["color"], ms=8, mew=2,
+                        label="the paper at 1 M (read off Fig 10)" if i == 0 else None)
+        ax.axhline(grid[-1], color="0.6", ls=":", lw=0.8)
+        ax.annotate(f"largest H run: {grid[-1]}", (0.01, grid[-1]), xycoords=("axes fraction", "data"),
+                    xytext=(0, 3), textcoords="offset points", fontsize=7, color="0.4")
+        ax.set_xscale("log")
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(f"H* (longest H with reward > {THRESHOLD:g})")
+        ax.grid(True, alpha=0.3)
+        tidy_axes(ax)
+    axes[0].legend(fontsize=8, loc="upper left")
+    steps = max(int(v) for v in d.runs["steps"])
+    names = ", ".join(dict.fromkeys(METHOD_NAMES.get(m, m) for m in look["method"]))
+    plt.gcf().suptitle(f"H* (Fig 10): token reversal, M = {config_values(d.runs, 'task.vocab')}, H in "
+                       f"{{{', '.join(map(str, grid))}}}, {steps:,} steps × 100 episodes ({names}); "
+                       f"mean over {seeds_text(d.runs)} seeds ± 1 s.e.", fontsize=11)
+    return save(plt.gcf(), d.stem())
+
+
+FIGURE = Figure("hstar", "Fig 10: H*, the longest reversal horizon solved (reward > 0.75), against forward and "
+                "backward samples, PG, PPO, PMPO, DG, DG-K λ = 0 and ρ = 3 %", sweeps, draw)

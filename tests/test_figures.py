@@ -1,0 +1,260 @@
+"""The figures package: its registry, and the screening (run at test scale), noise and gambling specs (their grids)."""
+
+import itertools
+import json
+
+import pandas as pd
+import pytest
+
+from conftest import needs_mnist
+from kondo_bench import figures
+from kondo_bench.figures import common
+from kondo_bench.cli import main
+
+SIGNALS = ["delight", "random", "advantage", "abs_advantage", "surprisal", "additive"]
+
+
+def grid(fig: str, scale: str) -> dict[str, list[dict]]:
+    """Each sweep's jobs as {key: value} dicts, without running anything."""
+    out = {}
+    for sweep in figures.FIGURES[fig].sweeps(figures.SCALES[scale]):
+        jobs, _ = figures.expand(sweep.overrides)
+        out[sweep.name] = [dict(o.split("=", 1) for o in job) for job in jobs]
+    return out
+
+
+def config(job: dict) -> dict:
+    """The config the job would run, as `figures` resolves it (fails on a misspelt key)."""
+    resolved = figures.resolved_config([f"{k}={v}" for k, v in job.items()])
+    assert resolved is not None, job
+    return json.loads(resolved)
+
+
+def test_registry_lists_every_figure_module_and_nothing_imports_in_a_circle():
+    """One module per figure under kondo_bench/figures/, each in the registry once, in the
+    order `figures` makes them. Read from the source: the machinery imports no figure and
+    no module imports, through others, itself (a package's __init__ runs first and would
+    hide such a cycle from an import test)."""
+    import ast
+    from pathlib import Path
+
+    folder = Path(figures.__file__).parent
+    machinery = {"core", "jobs", "store", "command", "common"}
+    modules = {p.stem for p in folder.glob("*.py")} - machinery - {"__init__"}
+    assert {m.__name__.rsplit(".", 1)[1] for m in figures.MODULES} == modules
+    assert list(figures.FIGURES)[:4] == ["bandit", "mnist", "speedup", "reversal"]
+    assert len(figures.FIGURES) == len(figures.MODULES) and all(m.FIGURE.name in figures.FIGURES for m in figures.MODULES)
+    imports = {}
+    for name in modules | machinery:
+        found = set()
+        for node in ast.walk(ast.parse((folder / f"{name}.py").read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:  # from .x import ... / from . import x
+                found |= {node.module} if node.module else {a.name for a in node.names}
+        imports[name] = found
+        assert found <= modules | machinery, (name, found)  # never the package (__init__) itself
+    for name in machinery:
+        assert not imports[name] & modules, f"{name}.py imports a figure: {imports[name] & modules}"
+
+    def reach(name, seen=()):
+        for dep in imports[name]:
+            assert dep not in (*seen, name), f"import cycle: {' -> '.join((*seen, name, dep))}"
+            reach(dep, (*seen, name))
+
+    for name in imports:
+        reach(name)
+
+
+@needs_mnist
+def test_screening_figure_at_test_scale(tmp_path, capsys):
+    assert main(["figures", "--scale", "test", "--only", "screening", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    png = tmp_path / "test" / "screening.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 20_000
+    assert (tmp_path / "test" / "screening.pdf").stat().st_size > 1_000
+    runs = pd.read_csv(tmp_path / "test" / "screening_runs.csv")
+    assert set(runs["task"]) == {"mnist", "bandit"}
+    for task, r in runs.groupby("task"):  # one row per signal x seed, the signal in `method.signal`
+        assert sorted(zip(r["method.signal"], r["seed"])) == sorted(itertools.product(SIGNALS, [0, 1])), task
+    assert (runs["method"] == "dgk").all() and (runs["gate"] == "topk").all() and (runs["keep_rate"] == 0.1).all()
+    assert (runs["backward_samples"] == runs["forward_samples"] // 10).all()  # equal keep rate: 10 of 100
+    assert (runs["method.signal_alpha"] == 0.5).all()
+    curves = pd.read_csv(tmp_path / "test" / "screening_curves.csv")
+    assert set(curves["method.signal"]) == set(SIGNALS)
+    assert "MNIST ρ=0.1, delight: final test error" in out and "bandit ρ=0.1, additive: final error" in out
+
+
+def test_noise_grid():
+    for scale, steps, seeds in (("test", 40, 2), ("quick", 1500, 2)):
+        sweeps = grid("noise", scale)
+        assert set(sweeps) == {"noise-pg", "noise-dg", "noise-dgk"}
+        for name, jobs in sweeps.items():
+            assert all(j["task"] == "mnist" and j["task.steps"] == str(steps) for j in jobs)
+            noise = [float(j.get("method.delight_noise", "nan")) for j in jobs]
+            if name == "noise-pg":
+                assert [j["method"] for j in jobs] == ["pg"] * seeds and "method.delight_noise" not in jobs[0]
+                continue
+            assert sorted(zip(noise, (int(j["seed"]) for j in jobs))) == sorted(
+                itertools.product([0, 0.25, 0.5, 1, 2], range(seeds)))
+        assert {j["method"] for j in sweeps["noise-dg"]} == {"dg"} and "keep_rate" not in sweeps["noise-dg"][0]
+        assert {(j["method"], j["keep_rate"]) for j in sweeps["noise-dgk"]} == {("dgk", "0.1")}
+    cfg = config(grid("noise", "quick")["noise-dgk"][-1])
+    assert cfg["method"]["delight_noise"] == 2 and cfg["keep_rate"] == 0.1 and cfg["method"]["gate"] == "auto"
+
+
+def test_screening_and_gambling_grids():
+    quick = grid("screening", "quick")
+    assert {j["method.signal"] for j in quick["screening-mnist"]} == set(SIGNALS)
+    assert len(quick["screening-mnist"]) == 6 * 3 and {j["keep_rate"] for j in quick["screening-mnist"]} == {"0.1"}
+    assert {j["keep_rate"] for j in grid("screening", "paper")["screening-bandit"]} == {"0.03", "0.1"}
+
+    jobs = [j for js in grid("gambling", "quick").values() for j in js]
+    regimes = {(j["method"], j["task.reward_noise"], j.get("task.noisy_arms", "1")) for j in jobs}
+    assert regimes == set(itertools.product(["pg", "dg", "dgk"], ["0", "2"], ["1"])) | \
+        set(itertools.product(["pg", "dg", "dgk"], ["2"], ["0.1"]))
+    assert len(jobs) == 9 * 3
+    for j in (jobs[0], next(j for j in jobs if j["method"] == "dg"), next(j for j in jobs if j["method"] == "dgk")):
+        cfg = config(j)  # DG keeps its temperature; only DG-K gets the hard gate at price 0
+        assert cfg["method"]["eta"] == (0 if j["method"] == "dgk" else 1)
+        assert j["method"] != "dgk" or cfg["price"] == 0
+
+
+def test_mnist_source_note(tmp_path):
+    run = tmp_path / "runs" / "sweep" / "seed=0"
+    run.mkdir(parents=True)
+    summary = {"status": "complete", "data_source": "test-split", "train_images": 8000, "eval_images": 2000}
+    (run / "summary.json").write_text(json.dumps(summary))
+    runs = pd.DataFrame({"run": ["sweep/seed=0"]})
+    data = figures.FigureData("x", figures.SCALES["test"], tmp_path, runs, pd.DataFrame(), pd.DataFrame())
+    note = common.mnist_source_note(data, runs)
+    assert "test-split fallback" in note and "8k train / 2k eval" in note
+    (run / "summary.json").write_text(json.dumps({**summary, "data_source": "full"}))
+    assert common.mnist_source_note(data, runs) is None
+
+
+def test_finished_records_round_trip_and_a_bad_line_costs_only_itself(tmp_path, caplog):
+    """A job folder's record gives back its summary (less the run options) and metrics rows;
+    a line that is not a record (a torn write, a merge marker) is skipped, the others count."""
+    from kondo_bench.figures.store import metrics_rows, read_store, record_of, write_store
+
+    job = tmp_path / "runs" / "sweep" / "seed=0"
+    (job / ".hydra").mkdir(parents=True)
+    summary = {"status": "complete", "final_quality": 0.25, "config": {"seed": 0, "progress": True},
+               "result_config": {"seed": 0}}
+    (job / "summary.json").write_text(json.dumps(summary))
+    (job / "metrics.jsonl").write_text('{"step": 1, "error": 0.5}\n{"step": 2, "error": 0.25, "price": null}\n')
+    (job / ".hydra" / "overrides.yaml").write_text("- seed=0\n")
+    rec = record_of(job)
+    assert rec["job"] == "seed=0" and rec["overrides"] == ["seed=0"] and "config" not in rec["summary"]
+    assert metrics_rows(rec) == [{"step": 1, "error": 0.5, "price": None}, {"step": 2, "error": 0.25, "price": None}]
+    path = tmp_path / "finished" / "sweep.jsonl"
+    assert write_store(path, {"seed=0": rec}) and not write_store(path, {"seed=0": rec})  # unchanged: not rewritten
+    path.write_text("<<<<<<< HEAD\n" + path.read_text() + '{"job": "seed=1", "summ')
+    assert list(read_store(path)) == ["seed=0"] and read_store(path)["seed=0"] == rec
+    assert "line 1 is not a finished-job record" in caplog.text and "line 3" in caplog.text
+
+
+def test_reversal_redraws_from_committed_tables_with_zeros_clipped_at_the_resolution(tmp_path, monkeypatch):
+    """`--redraw` draws the committed report-scale tables again, launching nothing; their
+    sampled error (quality seq_error, 200 prompts x H = 10) is clipped at its resolution 5e-4,
+    drawn as a line: no curve, band or bar plunges toward the 1e-17 of float rounding."""
+    import shutil
+    from pathlib import Path
+
+    import matplotlib.pyplot as plt
+
+    from kondo_bench import plots
+    from kondo_bench.figures.reversal import resolution
+
+    committed = Path(__file__).parents[1] / "results" / "figures" / "report"
+    (tmp_path / "report").mkdir()
+    for name in ("reversal_runs.csv", "reversal_curves.csv"):
+        shutil.copy(committed / name, tmp_path / "report" / name)
+    runs = pd.read_csv(tmp_path / "report" / "reversal_runs.csv")
+    floor, note, footer = resolution(runs)
+    assert floor == 1 / (200 * 10) and "5e-4" in note and "200 fresh prompts × H = 10" in footer
+    assert resolution(runs.assign(quality_metric="expected_error"))[0] is None  # no grain to clip at
+
+    monkeypatch.setattr(figures.jobs, "launch", lambda *a: pytest.fail("--redraw launched a job"))
+    lows, floors = [], []
+    real_save = plots.save
+
+    def inspect(fig, stem):
+        for ax in fig.axes:
+            if ax.get_yscale() == "log":
+                lows.append(ax.get_ylim()[0])
+                lows.extend(min(line.get_ydata()) for line in ax.get_lines() if len(line.get_ydata()))
+                floors.extend(t.get_text() for t in ax.texts if t.get_text().startswith("resolution 5e-4"))
+        return real_save(fig, stem)
+
+    monkeypatch.setattr(plots, "save", inspect)
+    assert main(["figures", "--scale", "report", "--only", "reversal", "--redraw", "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "report" / "reversal.png").stat().st_size > 20_000
+    assert (tmp_path / "report" / "reversal_pareto.png").exists()
+    assert len(floors) == 6 and min(lows) >= floor / 2 - 1e-12, min(lows)  # 3 curve panels + 3 trade-off panels
+    plt.close("all")
+
+
+def test_a_reversal_run_from_before_expected_error_is_not_finished_work(tmp_path):
+    """Its summary names seq_error as the quality: drawn beside new runs it would put two
+    metrics on one axis, so it is run again."""
+    overrides = ["task=reversal", "task.steps=2", "seed=0"]
+    config = figures.resolved_config(overrides)
+    job = figures.jobs.Job(overrides, tmp_path / "seed=0", config)
+    job.folder.mkdir()
+    summary = {"status": "complete", "result_config": json.loads(config), "quality_metric": "expected_error"}
+    (job.folder / "summary.json").write_text(json.dumps(summary))
+    assert figures.is_done(job, [])
+    (job.folder / "summary.json").write_text(json.dumps({**summary, "quality_metric": "seq_error"}))
+    assert not figures.is_done(job, [])
+    job.metric = "seq_error"  # a figure that draws seq_error by name (gateform) keeps it
+    assert figures.is_done(job, [])
+
+
+def hstar_curves() -> tuple[pd.DataFrame, pd.DataFrame]:
+    """DG at H = 2, 4, 6, two seeds, evaluated at 100, 200 and 300 forward samples, reward 1 - quality:
+    seed 0 solves H = 2 at 200 and H = 4 at 300; seed 1 solves H = 2 at 100 (a later dip does not
+    unsolve it), never H = 4 (0.75 is not above the threshold), and H = 6 at 200."""
+    rewards = {(0, 2): [0.5, 0.8, 0.9], (0, 4): [0.2, 0.6, 0.8], (0, 6): [0.1, 0.1, 0.1],
+               (1, 2): [0.8, 0.7, 0.9], (1, 4): [0.75, 0.75, 0.75], (1, 6): [0.3, 0.76, 0.5]}
+    conf = {"task": "reversal", "method": "dg", "gate": "none", "price": float("nan"), "keep_rate": float("nan"),
+            "eta": 1.0, "task.vocab": 2, "quality_metric": "expected_error"}
+    curves = pd.DataFrame([{**conf, "seed": seed, "task.horizon": h, "step": i + 1, "forward_samples": 100 * (i + 1),
+                            "backward_units": 100 * (i + 1) * h // 10, "quality": 1 - r}
+                           for (seed, h), rs in rewards.items() for i, r in enumerate(rs)])
+    last = curves[curves["step"] == 3].reset_index(drop=True)
+    runs = last.drop(columns=["quality", "step"]).assign(final_quality=last["quality"], steps=3,
+                                                          run=[f"hstar/{i}" for i in range(6)])
+    return runs, curves
+
+
+def test_hstar_is_the_largest_h_solved_by_each_budget_averaged_over_seeds(tmp_path):
+    from kondo_bench.figures import hstar
+
+    runs, curves = hstar_curves()
+    keys = hstar.keys_without_horizon(runs)
+    assert "task.horizon" not in keys and "method" in keys
+    table = hstar.hstar_table(curves, keys)
+    by_seed = {(r.seed, r.budget): r.hstar for r in table.itertuples()}
+    assert by_seed == {(0, 100): 0, (0, 200): 2, (0, 300): 4, (1, 100): 2, (1, 200): 6, (1, 300): 6}
+    mean = hstar.hstar_mean(table, keys)
+    assert mean["mean"].tolist() == [1, 4, 5] and mean["size"].tolist() == [2, 2, 2]
+    # against backward passes (kept tokens / H): here a tenth of the forward samples
+    back = hstar.hstar_table(curves, keys, "backward_passes")
+    assert sorted(back["budget"].unique()) == [10, 20, 30] and back["hstar"].tolist() == table["hstar"].tolist()
+
+    data = figures.FigureData("hstar", figures.SCALES["test"], tmp_path, runs, curves, pd.DataFrame())
+    assert [p.suffix for p in hstar.draw(data)] == [".png", ".pdf"]
+    assert data.notes == ["DG: H* = 5 ± 1 (n = 2) at 300 forward samples; the paper: 26.5 at 1 M"]
+
+
+def test_hstar_grid_runs_the_papers_methods():
+    sweeps = grid("hstar", "paper")
+    jobs = [j for js in sweeps.values() for j in js]
+    methods = {(j["method"], j.get("keep_rate"), j.get("price"), j.get("method.eta")) for j in jobs}
+    assert methods == {("pg", None, None, None), ("ppo", None, None, None), ("pmpo", None, None, None),
+                       ("dg", None, None, None), ("dgk", None, "0", "0"), ("dgk", "0.03", None, None)}
+    assert {j["task.steps"] for j in jobs} == {"10000"}  # x 100 episodes: the paper's 1 M forward samples
+    assert max(int(j["task.horizon"]) for j in jobs) >= 30 and {j["seed"] for j in jobs} == {"0", "1", "2"}
+    lam0 = config(next(j for j in sweeps["hstar-dgk-price0"]))
+    assert lam0["method"]["eta"] == 0 and lam0["price"] == 0 and lam0["task"]["vocab"] == 2
+    assert len(grid("hstar", "test")["hstar-ungated"]) == 4 * 2  # four methods x H = 2, 4, one seed
