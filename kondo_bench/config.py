@@ -453,6 +453,10 @@ def validate(cfg) -> None:
     if gate in ("quantile", "topk"):
         need(cfg.keep_rate is not None, f"method.gate={gate} needs keep_rate, e.g. keep_rate=0.03")
     estimator = resolve_estimator(cfg)
+    need(estimator not in PATHWISE or (gate == "none" and cfg.keep_rate is None and cfg.price == 0),
+         f"method={cfg.method.name} differentiates through the sampled code: there is no per-sample score term "
+         "for a gate to keep; drop keep_rate, price and method.gate (gated VAE encoders: method=dgk, or "
+         "method=pg with method.gate)")
     refuse_ignored_knobs(cfg, estimator, gate)
     if estimator in PATHWISE and cfg.task.name != "vae":
         raise UserError(f"method={cfg.method.name} (estimator {estimator}) trains a VAE's encoder through its "

@@ -215,6 +215,7 @@ def test_cli_end_to_end_on_a_tiny_budget(tmp_path, capsys):
     (["task=vae", "method=gumbel", "task.latent=gaussian"], "method=gumbel needs task.latent=categorical"),
     (["task=vae", "method=dgk", "task.latent=gaussian"], "DG and the Kondo gate run on task.latent=categorical"),
     (["task=vae", "method=gumbel", "method.gate=topk", "keep_rate=0.1"], "no per-sample score term for a gate"),
+    (["task=vae", "method=reparam", "task.latent=gaussian", "keep_rate=0.1"], "drop keep_rate, price and method.gate"),
     (["task=vae", "method=pg", "task.samples=1"], "leave-one-out baseline"),
     (["task=vae", "method=ce"], "method=ce (the supervised oracle) cannot run"),
     (["task=vae", "method=silent", "method.into=pg", "method.tau=0.5"], "read by the gumbel estimator only"),
