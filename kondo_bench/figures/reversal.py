@@ -21,7 +21,11 @@ def sweeps(s: Scale) -> list[Sweep]:
             Sweep("reversal-dgk-keep-rates", (*base, "method=dgk", f"keep_rate={rates}")),
             Sweep("reversal-random-keep-rates", (*base, "method=dgk", "method.signal=random",
                                                  f"keep_rate={random_rates}")),
-            Sweep("reversal-dgk-price0", (*base, "method=dgk", "method.eta=0", "price=0"))]
+            Sweep("reversal-dgk-price0", (*base, "method=dgk", "method.eta=0", "price=0")),
+            # the form of the rho-gate that reproduces the paper's DG-K (rho = 3 %) curve (the
+            # gateform study): a Bernoulli gate with its price solved per batch, eta = 0.3
+            Sweep("reversal-dgk-quantile", (*base, "method=dgk", "method.gate=quantile", "keep_rate=0.03",
+                                            "method.eta=0.3"))]
 
 
 def resolution(runs: pd.DataFrame) -> tuple[float | None, str | None, str]:
