@@ -43,7 +43,7 @@ def default_budget(task: str) -> Budget:
 @dataclass(frozen=True)
 class Scale:
     """How big each task's runs are: `test` (a smoke test of every figure's pipeline: tiny runs,
-    but 39 sweeps that each start a process, so minutes), `quick` (CPU minutes), `report` (CPU
+    but 40 sweeps that each start a process, so minutes), `quick` (CPU minutes), `report` (CPU
     hours: what results/REPORT.md ran), `paper` (the paper's setting: a GPU or a cluster)."""
 
     name: str
