@@ -252,7 +252,10 @@ def test_hstar_grid_runs_the_papers_methods():
     jobs = [j for js in sweeps.values() for j in js]
     methods = {(j["method"], j.get("keep_rate"), j.get("price"), j.get("method.eta")) for j in jobs}
     assert methods == {("pg", None, None, None), ("ppo", None, None, None), ("pmpo", None, None, None),
-                       ("dg", None, None, None), ("dgk", None, "0", "0"), ("dgk", "0.03", None, None)}
+                       ("dg", None, None, None), ("dgk", None, "0", "0"), ("dgk", "0.03", None, None),
+                       ("dgk", "0.03", None, "0.3")}  # rho = 3 %: the official top-k and the quantile gate
+    quantile = config(next(j for j in sweeps["hstar-dgk-quantile"]))
+    assert quantile["method"]["gate"] == "quantile" and quantile["keep_rate"] == 0.03
     assert {j["task.steps"] for j in jobs} == {"10000"}  # x 100 episodes: the paper's 1 M forward samples
     assert max(int(j["task.horizon"]) for j in jobs) >= 30 and {j["seed"] for j in jobs} == {"0", "1", "2"}
     lam0 = config(next(j for j in sweeps["hstar-dgk-price0"]))
