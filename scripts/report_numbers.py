@@ -27,7 +27,7 @@ def load(root: Path, name: str) -> tuple[pd.DataFrame, pd.DataFrame] | None:
     if not runs.exists():
         print(f"\n({name}: no tables in {root}; run `kondo-bench figures --only {name}` first)")
         return None
-    return pd.read_csv(runs), pd.read_csv(curves) if curves.exists() else pd.DataFrame()
+    return pd.read_csv(runs, low_memory=False), pd.read_csv(curves, low_memory=False) if curves.exists() else pd.DataFrame()
 
 
 def label(row) -> str:

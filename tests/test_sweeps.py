@@ -10,7 +10,7 @@ import sys
 import pandas as pd
 import pytest
 
-from conftest import kb, needs_mnist_full
+from conftest import REPO, kb, needs_mnist_full
 from kondo_bench import figures
 from kondo_bench.cli import main
 from kondo_bench.figures.store import read_store, store_path
@@ -237,3 +237,22 @@ def test_columns_come_from_the_resolved_config_and_a_figure_draws_keys_no_run_se
     assert "method.signal" in keys and "task.reward_noise" not in keys and "method.estimator" not in keys
     data = figures.FigureData("gambling", figures.SCALES["test"], tmp_path, t.runs, t.curves, t.incomplete)
     assert [p.suffix for p in draw_gambling(data)] == [".png", ".pdf"]
+
+
+def test_a_record_names_no_path_of_this_machine(tmp_path, monkeypatch):
+    """Records are committed: an absolute path in a summary (the data folder) is written relative
+    to the repository the command runs from, and every committed record already is."""
+    from kondo_bench.figures.store import read_store, record_of, write_store
+
+    repo, job = tmp_path / "repo", tmp_path / "repo" / "runs" / "seed=0"
+    job.mkdir(parents=True)
+    (job / "summary.json").write_text(json.dumps({"status": "complete", "data_root": str(tmp_path / "shared" / "mnist"),
+                                                  "final": {"note": "kept"}, "config": {"x": 1}}))
+    monkeypatch.chdir(repo)
+    record = record_of(job)
+    assert record["summary"]["data_root"] == "../shared/mnist" and "config" not in record["summary"]
+    stale = {**record, "summary": {**record["summary"], "data_root": str(tmp_path / "elsewhere")}}
+    write_store(repo / "finished" / "s.jsonl", {"seed=0": stale})  # an old record is made portable on write
+    assert read_store(repo / "finished" / "s.jsonl")["seed=0"]["summary"]["data_root"] == "../elsewhere"
+    committed = [f for f in (REPO / "results" / "figures").glob("*/finished/*.jsonl")]
+    assert committed and not [f for f in committed if '":"/' in f.read_text()]

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 
 from ..results import METRICS, SUMMARY, _atomic_write_text, _clean, read_metrics
@@ -33,10 +34,25 @@ def store_path(out: Path, sweep: str) -> Path:
     return out / FINISHED / f"{sweep}.jsonl"
 
 
-def record_of(job: Path) -> dict:
-    """A finished job folder as one record (see the module's docstring)."""
+def portable(value, root: Path):
+    """`value` with every absolute path string in it made relative to `root` (the repository):
+    a record is committed, and a reader's checkout has none of this machine's folders."""
+    if isinstance(value, dict):
+        return {k: portable(v, root) for k, v in value.items()}
+    if isinstance(value, list):
+        return [portable(v, root) for v in value]
+    if isinstance(value, str) and os.path.isabs(value):
+        return os.path.relpath(value, root)
+    return value
+
+
+def record_of(job: Path, root: Path | None = None) -> dict:
+    """A finished job folder as one record (see the module's docstring); absolute paths in its
+    summary (the data folder) are made relative to `root`, by default the folder `figures` runs
+    from (the repository)."""
     summary = json.loads((job / SUMMARY).read_text())
     summary.pop("config", None)  # result_config is the part that decides results; the rest is run options
+    summary = portable(summary, Path.cwd() if root is None else root)
     rows = read_metrics(job) if (job / METRICS).exists() else []
     columns = list(dict.fromkeys(k for row in rows for k in row))
     return {"job": job.name, "overrides": read_overrides(job), "summary": summary,
@@ -73,7 +89,7 @@ def read_store(path: Path) -> dict[str, dict]:
 def write_store(path: Path, records: dict[str, dict]) -> bool:
     """Write the records, one line each, sorted by job; False (nothing written) when the file
     already holds exactly these."""
-    text = "".join(json.dumps(_clean(records[k]), separators=(",", ":")) + "\n"
+    text = "".join(json.dumps(_clean(portable(records[k], Path.cwd())), separators=(",", ":")) + "\n"
                    for k in sorted(records))
     if path.exists() and path.read_text(errors="replace") == text:
         return False
