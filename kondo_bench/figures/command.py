@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from ..progress import Progress
@@ -67,6 +68,9 @@ def main(argv: list[str], figures: dict[str, Figure]) -> int:
                         "OUT/SCALE (<figure>_runs.csv and _curves.csv): launch nothing, read no run")
     parser.add_argument("--jobs", "-j", type=int, default=1, help="jobs at once on this machine, through "
                         "Hydra's joblib launcher (pip install kondo-bench[joblib]); default 1")
+    parser.add_argument("--seeds", type=int, default=None, metavar="N", help="run and draw only the first N seeds "
+                        "of each sweep at this scale (build a big figure up over sessions: a later run without it "
+                        "finds these jobs done)")
     parser.add_argument("--verbose", "-v", action="store_true", help="show the runs' full output")
     parser.add_argument("overrides", nargs="*", help="extra KEY=VALUE for every job, e.g. hydra/launcher=joblib")
     try:
@@ -74,6 +78,11 @@ def main(argv: list[str], figures: dict[str, Figure]) -> int:
     except SystemExit as e:
         return int(e.code or 0)
     scale = SCALES[args.scale]
+    if args.seeds is not None:
+        if args.seeds < 1:
+            print(f"kondo-bench figures: error: --seeds must be at least 1 (got {args.seeds})", file=sys.stderr)
+            return 2
+        scale = replace(scale, max_seeds=args.seeds)
     out = Path(args.out) / scale.name
     extra = list(args.overrides)
     if args.jobs > 1:

@@ -48,6 +48,7 @@ class Scale:
 
     name: str
     budgets: dict
+    max_seeds: int | None = None  # `figures --seeds N`: the first N seeds of each sweep only
 
     def task(self, task: str, seeds: int | None = None, steps: int | None = None,
              eval_every: int | None = None) -> tuple[str, ...]:
@@ -55,8 +56,9 @@ class Scale:
         replaceable). A task this scale does not list runs its own config's steps and
         eval_every with one seed."""
         b = self.budgets[task] if task in self.budgets else default_budget(task)
+        n = min(seeds or b.seeds, self.max_seeds or seeds or b.seeds)
         return (f"task={task}", f"task.steps={steps or b.steps}", f"task.eval_every={eval_every or b.eval_every}",
-                "seed=" + ",".join(str(i) for i in range(seeds or b.seeds)), *b.extra)
+                "seed=" + ",".join(str(i) for i in range(n)), *b.extra)
 
     def pick(self, **by_scale):
         """A per-scale constant: s.pick(paper=0.05, quick=0.08, default=None)."""

@@ -18,7 +18,7 @@ import json
 import os
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -203,8 +203,12 @@ class Plan:
 def plan_sweeps(fig: Figure, scale: Scale, out: Path, extra: list[str]) -> list[Plan]:
     """Every job of a figure's sweeps, with its folder, config and record; says how many are done."""
     plans = []
+    # Folders are named by what varies in the whole sweep, so the jobs of a run capped by
+    # `--seeds N` (even N = 1) have the folders and records of the same jobs run uncapped.
+    full = {sw.name: sw for sw in fig.sweeps(replace(scale, max_seeds=None))}
     for sweep in fig.sweeps(scale):
-        grid, constant = expand(sweep.overrides)
+        grid, _ = expand(sweep.overrides)
+        _, constant = expand(full.get(sweep.name, sweep).overrides)
         exclude = constant + [o.key_or_group for o in _parse(extra)]
         root, store = out / "runs" / sweep.name, store_path(out, sweep.name)
         records = read_store(store)
