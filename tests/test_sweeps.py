@@ -205,6 +205,28 @@ def test_figures_built_over_two_sessions_from_committed_records(tmp_path, capsys
     assert len(launched) == 1  # a dry run launches nothing
 
 
+def test_seeds_n_runs_the_first_seeds_into_the_full_runs_folders_and_records(tmp_path, capsys):
+    """`--seeds 1` at a two-seed scale runs seed 0 only, into the folders (and records) the
+    uncapped run would use, seed in their name though it does not vary in the capped run; the
+    uncapped run then finds those jobs done and has only seed 1 to run."""
+    out = tmp_path / "figs"
+    assert main(["figures", "--scale", "test", "--only", "bandit", "--seeds", "1", "--out", str(out)]) == 0
+    said = capsys.readouterr().out
+    assert "bandit-ungated: 2 jobs, 0 done, 2 to run" in said and "bandit-dgk-hard-gate: 3 jobs, 0 done" in said
+    records = read_store(store_path(out / "test", "bandit-ungated"))
+    assert sorted(records) == ["method=dg,seed=0", "method=pg,seed=0"]
+    assert sorted(p.name for p in (out / "test" / "runs" / "bandit-ungated").iterdir() if p.is_dir()) == \
+        ["method=dg,seed=0", "method=pg,seed=0"]
+    assert set(pd.read_csv(out / "test" / "bandit_runs.csv")["seed"]) == {0}  # drawn from what ran
+
+    assert main(["figures", "--scale", "test", "--only", "bandit", "--out", str(out), "--dry-run"]) == 0
+    said = capsys.readouterr().out
+    assert "bandit-ungated: 4 jobs, 2 done, 2 to run" in said and "bandit-dgk-hard-gate: 6 jobs, 3 done, 3 to run" in said
+
+    assert main(["figures", "--scale", "test", "--seeds", "0", "--dry-run"]) == 2
+    assert "--seeds must be at least 1" in capsys.readouterr().err
+
+
 def test_back_to_back_sweeps_get_different_folders(tmp_path):
     cmd = [sys.executable, "-m", "kondo_bench.cli", "run", "-m", "task=bandit", "task.steps=2", "seed=0"]
     procs = [subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT) for _ in range(2)]
