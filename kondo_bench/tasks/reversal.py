@@ -43,7 +43,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import SCORINGS, VARIANTS
 from ..config import validate_reversal as _validate
 from ..errors import UserError
 from . import Batch, Task
