@@ -20,10 +20,13 @@ from .jobs import Plan, Watch, is_done, load_jobs, plan_sweeps, run_sweeps
 
 
 def make_figure(fig: Figure, scale: Scale, out: Path, extra: list[str], verbose: bool,
-                plans: list[Plan], watch: Watch) -> tuple[list[Path], int]:
+                plans: list[Plan], watch: Watch, launch: bool = True) -> tuple[list[Path], int]:
     started, say = time.time(), watch.progress.write  # lines above the progress bar on a terminal
     say(f"[{fig.name}] {fig.about} (scale {scale.name})")
-    jobs, failed = run_sweeps(fig, plans, extra, verbose, watch)
+    if launch:
+        jobs, failed = run_sweeps(fig, plans, extra, verbose, watch)
+    else:  # --no-launch: draw what is finished; the rest is listed in <figure>_incomplete.csv
+        jobs, failed = [j for p in plans for j in p.jobs], 0
     data = load_jobs(fig.name, scale, out, jobs, extra)
     written = []
     for stale in data.stem("_incomplete").parent.glob(data.stem("_incomplete").name + ".*"):
@@ -64,6 +67,9 @@ def main(argv: list[str], figures: dict[str, Figure]) -> int:
                         "finished jobs (to commit) to OUT/SCALE/finished/")
     parser.add_argument("--dry-run", "-n", action="store_true", help="say how many jobs each sweep has done and "
                         "to run, and stop: launch, draw and write nothing")
+    parser.add_argument("--no-launch", action="store_true", help="launch nothing: draw each figure from its "
+                        "finished jobs (run folders and finished/ records) and list the missing ones in "
+                        "<figure>_incomplete.csv, e.g. between the sessions of a figure built up over several")
     parser.add_argument("--redraw", action="store_true", help="only draw again, from the tables already in "
                         "OUT/SCALE (<figure>_runs.csv and _curves.csv): launch nothing, read no run")
     parser.add_argument("--jobs", "-j", type=int, default=1, help="jobs at once on this machine, through "
@@ -99,10 +105,13 @@ def main(argv: list[str], figures: dict[str, Figure]) -> int:
         return 0
     watch = Watch(Progress(len(jobs), skipped=skipped, label="[figures] jobs"), skipped)
     for fig in figs:
-        _, f = make_figure(fig, scale, out, extra, args.verbose, plans[fig.name], watch)
+        _, f = make_figure(fig, scale, out, extra, args.verbose, plans[fig.name], watch, not args.no_launch)
         failed += f
     watch.progress.close()
-    print(f"all figures done in {time.time() - started:.0f} s" + (f"; {failed} launch(es) failed" if failed else ""))
+    missing = sum(not is_done(j, extra) for j in jobs.values())
+    print((f"figures drawn from {len(jobs) - missing} of {len(jobs)} jobs ({missing} not finished, listed in each "
+           "figure's _incomplete.csv)" if missing else "all figures done")
+          + f" in {time.time() - started:.0f} s" + (f"; {failed} launch(es) failed" if failed else ""))
     return 1 if failed else 0
 
 
