@@ -34,6 +34,8 @@ def label(row) -> str:
     name = {"pg": "PG", "dg": "DG", "dgk": "DG-K", "ppo": "PPO", "pmpo": "PMPO", "ce": "CE"}[row["method"]]
     if row["method"] == "dgk":
         name += f" ρ={row['keep_rate']:g}" if row["gate"] in ("topk", "quantile") else f" λ={row['price']:g}, η={row['eta']:g}"
+        if row["gate"] == "quantile":  # the Bernoulli gate, its price solved per batch: not the top-k
+            name += f" (quantile), η={row['eta']:g}"
         sig = row.get("method.signal")
         if isinstance(sig, str) and sig != "delight":
             name += f", {sig} gate" if sig == "random" else f", signal={sig}"
