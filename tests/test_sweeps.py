@@ -277,7 +277,7 @@ def test_columns_come_from_the_resolved_config_and_a_figure_draws_keys_no_run_se
 def test_a_record_names_no_path_of_this_machine(tmp_path, monkeypatch):
     """Records are committed: an absolute path in a summary (the data folder) is written relative
     to the repository the command runs from, and every committed record already is."""
-    from kondo_bench.figures.store import read_store, record_of, write_store
+    from kondo_bench.figures.store import record_of, write_store
 
     repo, job = tmp_path / "repo", tmp_path / "repo" / "runs" / "seed=0"
     job.mkdir(parents=True)

@@ -56,7 +56,7 @@ class Scale:
         replaceable). A task this scale does not list runs its own config's steps and
         eval_every with one seed."""
         b = self.budgets[task] if task in self.budgets else default_budget(task)
-        n = min(seeds or b.seeds, self.max_seeds or seeds or b.seeds)
+        n = min(seeds or b.seeds, self.max_seeds) if self.max_seeds else seeds or b.seeds
         return (f"task={task}", f"task.steps={steps or b.steps}", f"task.eval_every={eval_every or b.eval_every}",
                 "seed=" + ",".join(str(i) for i in range(n)), *b.extra)
 
