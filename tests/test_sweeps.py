@@ -1,7 +1,9 @@
 """Sweeps end to end: multirun -> tidy table -> plots -> paper figures, and Hydra's launchers."""
 
 import importlib.util
+import itertools
 import json
+import random
 import re
 import shutil
 import subprocess
@@ -75,6 +77,30 @@ def test_pareto_front_exact_set():
     # h duplicates a (both kept); the row without a cost is left out
     assert sorted(front["name"]) == ["a", "b", "d", "g", "h"]
     assert list(front["cost"]) == sorted(front["cost"])
+
+
+def test_missing_jobs_are_launched_as_few_grids_covering_exactly_them():
+    from kondo_bench.figures.jobs import expand, grids
+
+    def jobs_of(batches):
+        return [tuple(j) for b in batches for j in expand(b)[0]]
+
+    full = expand(["task=reversal", "seed=0,1,2,3,4", "method=pg,dg,ppo", "keep_rate=0.1,0.3"])[0]
+    # what a capped run leaves: seeds 3 and 4 of everything, a product, is one multirun
+    # (one per seed kept a parallel launcher's workers idle while the last job of each ran)
+    missing = [j for j in full if j[1] in ("seed=3", "seed=4")]
+    assert grids(missing) == [["task=reversal", "seed=3,4", "method=pg,dg,ppo", "keep_rate=0.1,0.3"]]
+    # any subset: the grids expand to exactly the missing jobs, each once, and no two of
+    # them differ in one key only (they would have been one)
+    rng = random.Random(0)
+    for _ in range(200):
+        subset = rng.sample(full, rng.randint(2, len(full)))
+        batches = grids(subset)
+        assert sorted(jobs_of(batches)) == sorted(map(tuple, subset))
+        for a, b in itertools.combinations(batches, 2):
+            assert sum(x != y for x, y in zip(a, b)) >= 2
+    assert sorted(map(sorted, grids([["s=3", "m=a"], ["s=4", "m=a"], ["s=3", "m=b"]]))) == \
+        [["m=a", "s=3,4"], ["m=b", "s=3"]]
 
 
 def test_plot_writes_png_and_pdf(sweep, tmp_path):
