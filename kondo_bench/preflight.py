@@ -10,6 +10,7 @@ writability and its lock. Any problem is one `UserError` line; nothing is create
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import itertools
 import os
@@ -73,10 +74,11 @@ def check_run(args: list[str]) -> Plan | None:
     plan.jobs = n_jobs
     hydra_lines = [o.input_line for o in hydra_ov]
     cache: dict = {}  # composed configs (with the hydra node) by their group choices
-    for combo in itertools.islice(itertools.product(*lists), None if n_jobs <= MAX_JOBS else 1):
-        cfg = _compose(combo, hydra_lines, cache)
-        validate(cfg)
-        _check_device(cfg.device.name)
+    for num, combo in enumerate(itertools.islice(itertools.product(*lists), None if n_jobs <= MAX_JOBS else 1)):
+        full, cfg = _compose(combo, hydra_lines, cache)
+        with _as_job(full, num if multirun else None):  # ${hydra:job.num} and the like resolve as in the job
+            validate(cfg)
+            _check_device(cfg.device.name)
     hydra = _hydra_dirs(next(iter(cache.values()))[0])
     if multirun:
         plan.sweep_dir = hydra["sweep_dir"]
@@ -129,7 +131,8 @@ def _check_choices(group: str, values: list[str]) -> None:
 
 
 def _compose(combo, hydra_lines: list[str], cache: dict):
-    """The config of one job. Composed once per choice of groups; other keys are set on a copy."""
+    """The config of one job (with Hydra's node, and without). Composed once per choice of
+    groups; other keys are set on a copy."""
     from omegaconf import OmegaConf, open_dict
 
     group_keys = groups()
@@ -152,7 +155,31 @@ def _compose(combo, hydra_lines: list[str], cache: dict):
                 OmegaConf.update(cfg, o.key_or_group, v, merge=True)
             except Exception as e:
                 raise UserError(f"cannot set {_line(o, v)}: {_one_line(e)}") from None
-    return cfg
+    return cache[key][0], cfg
+
+
+@contextlib.contextmanager
+def _as_job(full, num: int | None):
+    """Hydra's node of the job numbered `num` (None in a single run, as in Hydra), set as Hydra
+    sets it inside a job, so that the job's `${hydra:...}` interpolations (e.g.
+    `device.name=cuda:${hydra:job.num}`) resolve now as they will there; one that cannot is
+    one line, as any other refusal."""
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict
+    from omegaconf.errors import OmegaConfBaseException
+
+    full = copy.deepcopy(full)
+    if num is not None:
+        with open_dict(full):
+            full.hydra.job.num = num
+    before = HydraConfig.instance().cfg
+    HydraConfig.instance().set_config(full)
+    try:
+        yield
+    except OmegaConfBaseException as e:
+        raise UserError(f"cannot resolve the config: {_one_line(e)}") from None
+    finally:
+        HydraConfig.instance().cfg = before
 
 
 def _line(o, value) -> str:

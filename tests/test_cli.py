@@ -59,11 +59,15 @@ def test_multirun_price_sweep(tmp_path):
     (["cost_ratio=-1"], "cost_ratio=-1.0 is out of range"),
     (["task.eval_every=0"], "task.eval_every=0 is out of range: it must be >= 1"),
     (["device=cuda"], "no CUDA GPU"),
+    # README's several-GPUs recipe: each job's ${hydra:job.num} resolves as in the job
+    (["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=1", "device.name=cuda:${hydra:job.num}"],
+     "device=cuda:0 but PyTorch sees no CUDA GPU"),
+    (["seed=${hydra:job.num}"], "cannot resolve the config"),  # a single run has no job number
     (["task=mnist", "task.data_root=/no/such/folder"], "does not exist"),
 ])
 def test_bad_input_one_line_nonzero_no_results(tmp_path, args, message):
     import torch
-    if "device=cuda" in args and torch.cuda.is_available():
+    if any("cuda" in a for a in args) and torch.cuda.is_available():
         pytest.skip("a GPU is present")
     res = kb("run", "task=bandit", *args, "task.steps=2", cwd=tmp_path, timeout=120)
     assert res.returncode == 2
@@ -72,6 +76,14 @@ def test_bad_input_one_line_nonzero_no_results(tmp_path, args, message):
     assert len([line for line in res.stderr.splitlines() if "error" in line]) == 1
     # nothing left behind that summarize could take for a job: no .hydra/, no log, no metrics
     assert not summaries(tmp_path) and not list(tmp_path.rglob(".hydra")) and not list(tmp_path.rglob("*.log"))
+
+
+def test_a_sweep_can_use_each_jobs_number(tmp_path):
+    res = kb("run", "-m", "task=bandit", "task.steps=2", "task.eval_every=1", "method=pg,dg",
+             "seed=${hydra:job.num}", "hydra.sweep.dir=sw", cwd=tmp_path, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert [json.loads((tmp_path / "sw" / str(n) / "summary.json").read_text())["config"]["seed"]
+            for n in (0, 1)] == [0, 1]
 
 
 def test_typo_and_wrong_type_are_errors(tmp_path):
