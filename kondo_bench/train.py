@@ -243,7 +243,12 @@ def resolve_device(name: str) -> torch.device:
         if not torch.cuda.is_available():
             raise UserError(f"device={name} but PyTorch sees no CUDA GPU here "
                             f"(torch {torch.__version__}, cuda available: False); use device=cpu or device=auto")
-        return torch.device(name)
+        device, count = torch.device(name), torch.cuda.device_count()
+        if device.index is not None and device.index >= count:
+            raise UserError(f"device={name} but this machine has {count} CUDA GPU{'s' * (count != 1)} "
+                            f"(cuda:0 to cuda:{count - 1}); give each job one of them, e.g. a sweep of at most "
+                            f"{count} jobs with device.name=cuda:${{hydra:job.num}}")
+        return device
     if name == "cpu":
         return torch.device("cpu")
     raise UserError(f"unknown device '{name}': use device=auto, device=cpu or device=cuda")

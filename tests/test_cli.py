@@ -110,3 +110,17 @@ def test_help_lists_every_scale_and_version_matches_the_package(capsys):
     assert cli.main(["--version"]) == 0
     version = re.search(r'^version = "(.+)"', (Path(__file__).parents[1] / "pyproject.toml").read_text(), re.M)[1]
     assert capsys.readouterr().out.strip() == f"kondo-bench {version}"
+
+
+def test_a_cuda_index_past_the_gpus_is_refused(monkeypatch):
+    import torch
+
+    from kondo_bench.errors import UserError
+    from kondo_bench.train import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert resolve_device("cuda:1") == torch.device("cuda:1")
+    assert resolve_device("cuda") == torch.device("cuda")
+    with pytest.raises(UserError, match=r"device=cuda:2 but this machine has 2 CUDA GPUs \(cuda:0 to cuda:1\)"):
+        resolve_device("cuda:2")
