@@ -235,7 +235,7 @@ def test_seeds_n_runs_the_first_seeds_into_the_full_runs_folders_and_records(tmp
     """`--seeds 1` at a two-seed scale runs seed 0 only, into the folders (and records) the
     uncapped run would use, seed in their name though it does not vary in the capped run; the
     uncapped run then finds those jobs done and has only seed 1 to run; `--no-launch` draws
-    the finished half without launching the other."""
+    the finished half without launching the other, and records the finished folders."""
     out = tmp_path / "figs"
     assert main(["figures", "--scale", "test", "--only", "bandit", "--seeds", "1", "--out", str(out)]) == 0
     said = capsys.readouterr().out
@@ -250,13 +250,16 @@ def test_seeds_n_runs_the_first_seeds_into_the_full_runs_folders_and_records(tmp
     said = capsys.readouterr().out
     assert "bandit-ungated: 4 jobs, 2 done, 2 to run" in said and "bandit-dgk-hard-gate: 6 jobs, 3 done, 3 to run" in said
 
-    # --no-launch draws the finished half, lists the other half as missing, and says so
+    # --no-launch draws the finished half, lists the other half as missing, and says so; the
+    # jobs finished in folders are recorded (here: their records were lost), for the next session
     launched = []
     monkeypatch.setattr(figures.jobs, "launch", lambda *a, **k: launched.append(a) or 0)
     (out / "test" / "bandit.png").unlink()
+    store_path(out / "test", "bandit-ungated").unlink()
     assert main(["figures", "--scale", "test", "--only", "bandit", "--out", str(out), "--no-launch"]) == 0
     said = capsys.readouterr().out
     assert not launched and (out / "test" / "bandit.png").stat().st_size > 0
+    assert sorted(read_store(store_path(out / "test", "bandit-ungated"))) == ["method=dg,seed=0", "method=pg,seed=0"]
     assert len(pd.read_csv(out / "test" / "bandit_runs.csv")) == 5
     missing = pd.read_csv(out / "test" / "bandit_incomplete.csv")
     assert len(missing) == 5 and all(r.endswith("seed=1") for r in missing["run"])

@@ -16,7 +16,7 @@ from pathlib import Path
 from ..progress import Progress
 from ..sweeps import write_table
 from .core import SCALES, Figure, FigureData, Scale
-from .jobs import Plan, Watch, is_done, load_jobs, plan_sweeps, run_sweeps
+from .jobs import Plan, Watch, is_done, load_jobs, plan_sweeps, record_finished, run_sweeps
 
 
 def make_figure(fig: Figure, scale: Scale, out: Path, extra: list[str], verbose: bool,
@@ -27,6 +27,8 @@ def make_figure(fig: Figure, scale: Scale, out: Path, extra: list[str], verbose:
         jobs, failed = run_sweeps(fig, plans, extra, verbose, watch)
     else:  # --no-launch: draw what is finished; the rest is listed in <figure>_incomplete.csv
         jobs, failed = [j for p in plans for j in p.jobs], 0
+        for p in plans:  # jobs finished in folders (by hand, or before an interrupt) kept for the next session
+            record_finished(p, extra)
     data = load_jobs(fig.name, scale, out, jobs, extra)
     written = []
     for stale in data.stem("_incomplete").parent.glob(data.stem("_incomplete").name + ".*"):
