@@ -138,43 +138,27 @@ def is_done(job: Job, extra: list[str]) -> bool:
 
 
 def grids(jobs: list[list[str]]) -> list[list[str]]:
-    """Few multiruns covering exactly these jobs: a grid over one key per group of the others,
-    with the key that gives the fewest groups, then grids that differ in one key's values
-    merged into one (seeds 3, 4 of four methods are one multirun, not one per seed: a
-    parallel launcher then keeps every worker busy across them). The whole sweep, when
-    nothing is done yet, is passed as it was written instead."""
+    """Few multiruns covering exactly these jobs: a grid over the key that gives the fewest
+    groups of the other overrides, then grids joined over any key while that makes fewer
+    (seeds 3, 4 of four methods are one multirun, not one per seed: a parallel launcher then
+    keeps every worker busy across them). The whole sweep, when nothing is done yet, is
+    passed as it was written instead."""
     if len(jobs) <= 1:
         return [list(j) for j in jobs]
-    best = None
-    for i in [i for i in range(len(jobs[0])) if len({j[i] for j in jobs}) > 1]:
-        groups: dict[tuple, list[str]] = {}
-        for j in jobs:
-            groups.setdefault(tuple(j[:i] + j[i + 1:]), []).append(j[i].partition("=")[2])
-        if best is None or len(groups) < len(best[1]):
-            best = (i, groups)
-    i, groups = best
-    key = jobs[0][i].partition("=")[0]
-    return merged([[*rest[:i], f"{key}={','.join(values)}", *rest[i:]] for rest, values in groups.items()])
+    out = min((_join(jobs, i) for i in range(len(jobs[0])) if len({j[i] for j in jobs}) > 1), key=len)
+    while len(fewer := min((_join(out, i) for i in range(len(out[0]))), key=len)) < len(out):
+        out = fewer
+    return out
 
 
-def merged(batches: list[list[str]]) -> list[list[str]]:
-    """Join two grids whose overrides are equal but for one key's values, {a} × R and {b} × R
-    into {a, b} × R (exactly their jobs: distinct jobs have distinct values there), until
-    no two can be joined."""
-    batches = [list(b) for b in batches]
-    joined = True
-    while joined:
-        joined = False
-        for x, y in itertools.combinations(range(len(batches)), 2):
-            a, b = batches[x], batches[y]
-            differ = [k for k in range(len(a)) if a[k] != b[k]] if len(a) == len(b) else []
-            if len(differ) == 1 and a[differ[0]].partition("=")[0] == b[differ[0]].partition("=")[0]:
-                k = differ[0]
-                a[k] = f"{a[k]},{b[k].partition('=')[2]}"
-                del batches[y]
-                joined = True
-                break
-    return batches
+def _join(grids: list[list[str]], i: int) -> list[list[str]]:
+    """Grids equal but for the i-th override's values joined into one, {a} × R and {b} × R into
+    {a, b} × R: exactly their jobs (distinct jobs have distinct values there)."""
+    groups: dict[tuple, list[str]] = {}
+    for g in grids:
+        groups.setdefault(tuple(g[:i] + g[i + 1:]), []).append(g[i].partition("=")[2])
+    key = grids[0][i].partition("=")[0]
+    return [[*rest[:i], f"{key}={','.join(values)}", *rest[i:]] for rest, values in groups.items()]
 
 
 def launch(sweep_dir: Path, overrides: list[str], exclude: list[str], verbose: bool,
