@@ -64,7 +64,7 @@ def _hydra_run(cfg) -> float | None:
             _remove_if_not_a_run(out_dir)
         _report(e)
     if summary.get("skipped"):
-        print(f"skipped: {shown} already holds a complete run of this config (resume=false reruns it)")
+        print(f"skipped: {shown} already holds a {summary['status']} run of this config (resume=false reruns it)")
         return summary["final_quality"]
     if summary["status"] == "failed":
         print(f"kondo-bench: error: run failed: {summary['error']}; partial metrics and a failed summary "

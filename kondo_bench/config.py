@@ -324,6 +324,8 @@ class Config:
     progress: bool = True  # tqdm bar (shown only on a terminal)
     resume: bool = True  # skip a folder's complete run of the same config; continue from its checkpoint
     checkpoint_every: int = num(0, ">= 0", "steps between checkpoints (a multiple of task.eval_every); 0: none")
+    solved_below: Optional[float] = num(None, "> 0", "stop at the first evaluation whose quality (lower is better) "
+                                        "is below this: status solved; e.g. 0.25 for reward > 0.75 on reversal")
 
 
 # Each `method=` preset is an estimator through a gate; `dgk` is PG's terms on the units a

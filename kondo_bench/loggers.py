@@ -167,4 +167,4 @@ class WandbView:
         self.run.log({tag: value for tag, value, _ in scalars(row)}, step=row["step"])
 
     def close(self, status: str | None) -> None:
-        self.run.finish(exit_code=0 if status in (None, "complete") else 1)
+        self.run.finish(exit_code=0 if status in (None, "complete", "solved") else 1)

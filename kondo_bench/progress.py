@@ -25,6 +25,8 @@ from pathlib import Path
 from hydra.experimental.callback import Callback
 from tqdm import tqdm
 
+from .results import FINISHED
+
 
 def eta_seconds(ended: int, elapsed: float, remaining: int) -> float | None:
     """Seconds left for `remaining` jobs if they go at the pace of the `ended` ones (done or
@@ -144,7 +146,7 @@ def folder_counts(sweep_dir: Path) -> tuple[int, int]:
             status = json.loads(path.read_text()).get("status")
         except (OSError, ValueError):
             continue  # being written: counted at the next look
-        done += status == "complete"
+        done += status in FINISHED
         failed += status in ("failed", "interrupted")
     return done, failed
 

@@ -91,6 +91,7 @@ def result_config(cfg) -> dict:
 # the same computation as today's config with the key at that value (and a different one
 # with any other). Add a key here when adding it to config.py with a behaviour-keeping default.
 ADDED_KEYS = {
+    "solved_below": None,  # a top-level key: no dot
     "method.unit": "token",
     "method.unit_reduce": "mean",
 }
@@ -118,6 +119,9 @@ def upgraded(stored: dict) -> dict:
         stored = {**stored, "method": {**method, "estimator": PRESETS[method["name"]].value, "gate": gate},
                   "device": device}
     for key, value in ADDED_KEYS.items():
+        if "." not in key:
+            stored = stored if key in stored else {**stored, key: value}
+            continue
         group, name = key.split(".", 1)
         node = stored.get(group)
         if isinstance(node, dict) and name not in node:

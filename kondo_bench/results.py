@@ -18,6 +18,10 @@ from pathlib import Path
 from .errors import UserError
 
 METRICS = "metrics.jsonl"
+# How a run may end as planned: its budget spent (`complete`), or stopped at the first
+# evaluation whose quality crossed `solved_below` (`solved`: the rest of the budget would only
+# refine a result already reached). Both are finished work; `interrupted` and `failed` are not.
+FINISHED = ("complete", "solved")
 SUMMARY = "summary.json"
 log = logging.getLogger(__name__)
 
@@ -117,6 +121,11 @@ def read_metrics(run_dir: str | Path) -> list[dict]:
         else:
             log.warning("%s: dropped a torn last line (the run was killed while writing it)", path)
     return rows
+
+
+def is_finished(summary: dict | None) -> bool:
+    """A summary of a run that ended as planned (see FINISHED)."""
+    return bool(summary) and summary.get("status") in FINISHED
 
 
 def read_summary(run_dir: str | Path) -> dict | None:

@@ -31,7 +31,7 @@ import pandas as pd
 import yaml
 
 from .reliability import NOT_RESULTS
-from .results import METRICS, SUMMARY, read_metrics
+from .results import METRICS, SUMMARY, is_finished, read_metrics
 
 # Config columns every row has; the flattened config adds the rest (e.g. `task.steps`, `method.signal`).
 CONFIG_COLUMNS = ["task", "method", "gate", "price", "keep_rate", "eta", "seed", "cost_ratio", "device"]
@@ -173,7 +173,7 @@ def job_tables(run: str, summary: dict | None, rows: list[dict], overrides: list
     """`read_job` from a job's contents rather than its folder (a finished job kept as a record):
     its summary, metrics rows and override lines; `reason` says why a job without a summary is
     incomplete, `config` stands in for a summary that carries none."""
-    if summary is not None and reason is None and summary.get("status") != "complete":
+    if summary is not None and reason is None and not is_finished(summary):
         reason = f"status {summary.get('status')} after {summary.get('steps')} of {summary.get('steps_planned')} steps"
         if summary.get("error"):
             reason += f": {summary['error']}"

@@ -36,7 +36,7 @@ from .methods import Method, Selection
 from .reliability import (FolderLock, NumericsError, NumericsGuard, StopFlag, load_checkpoint,
                           remove_stale_temporaries, result_config, rng_state, save_checkpoint, set_rng_state,
                           upgraded)
-from .results import SUMMARY, RunWriter, read_metrics, read_summary
+from .results import SUMMARY, RunWriter, is_finished, read_metrics, read_summary
 from .tasks import Batch, Task, draw, make_task
 
 log = logging.getLogger(__name__)
@@ -149,7 +149,8 @@ def train(cfg, task: Task, method: Method, writer: RunWriter, device: torch.devi
           resume: dict | None = None) -> dict:
     """Run the loop to cfg.task.steps (from a checkpoint's step when resuming).
 
-    Returns what the summary needs: status (complete | interrupted | failed), counters, times.
+    Returns what the summary needs: status (complete | solved | interrupted | failed), counters,
+    times, and why it stopped early (`stop_reason`) when it did.
     """
     steps, eval_every = cfg.task.steps, cfg.task.eval_every
     counters, timer, guard, stop = Counters(), PhaseTimer(device), NumericsGuard(device), StopFlag()
@@ -168,7 +169,7 @@ def train(cfg, task: Task, method: Method, writer: RunWriter, device: torch.devi
             stale.history.extend(resume["stale"])
         set_rng_state(resume["rng"])
         log.info("resumed from the checkpoint at step %d", start)
-    interval, status, error = new_interval(), "complete", None
+    interval, status, error, stop_reason = new_interval(), "complete", None, None
     show = cfg.progress and sys.stderr.isatty()
     with stop.installed(), tqdm(total=steps, initial=start, disable=not show, unit="step", dynamic_ncols=True) as bar:
         try:
@@ -206,6 +207,11 @@ def train(cfg, task: Task, method: Method, writer: RunWriter, device: torch.devi
                     writer.append(_row(step, counters, timer, interval, quality, cfg.cost_ratio, batch.reward.numel()))
                     bar.set_postfix({task.quality: quality.get(task.quality)}, refresh=False)
                     interval = new_interval()
+                    if (reason := solved(quality.get(task.quality), cfg.solved_below, task.quality)) is not None:
+                        status, stop_reason = "solved", reason
+                        log.info("solved at step %d of %d: %s", step, steps, reason)
+                        bar.update()
+                        break
                     if cfg.checkpoint_every and step % cfg.checkpoint_every == 0 and step < steps:
                         save_checkpoint(writer.dir, {
                             "step": step, "task": task.state_dict(), "counters": asdict(counters),
@@ -219,7 +225,16 @@ def train(cfg, task: Task, method: Method, writer: RunWriter, device: torch.devi
         except NumericsError as e:
             status, error = "failed", str(e)
             log.error("run failed: %s", e)
-    return {"status": status, "error": error, "counters": counters.as_dict(cfg.cost_ratio), "time": timer.as_dict()}
+    return {"status": status, "error": error, "stop_reason": stop_reason,
+            "counters": counters.as_dict(cfg.cost_ratio), "time": timer.as_dict()}
+
+
+def solved(quality, threshold: float | None, metric: str) -> str | None:
+    """Why a run stops as solved at this evaluation (its quality below the threshold), else None.
+    A quality that is missing or NaN never counts."""
+    if threshold is None or quality is None or not quality < threshold:
+        return None
+    return f"{metric} {quality:.4g} < solved_below {threshold:g}"
 
 
 def _row(step, counters, timer, interval, quality, cost_ratio, batch_rows) -> dict:
@@ -287,9 +302,10 @@ def run_experiment(cfg, out_dir, task_config: str | None = None) -> dict:
 
 
 def refuse_other_config(out_dir, cfg) -> dict | None:
-    """The folder's complete summary if it is a run of this config; UserError if of another."""
+    """The folder's finished (complete or solved) summary if it is a run of this config;
+    UserError if of another."""
     prior = read_summary(out_dir) if (Path(out_dir) / SUMMARY).is_file() else None
-    if prior and prior.get("status") == "complete" and cfg.resume:
+    if is_finished(prior) and cfg.resume:
         if upgraded(prior.get("result_config") or {}) == result_config(cfg):
             return prior
         raise UserError(f"{out_dir} already holds a complete run of a different config; choose another "
@@ -333,7 +349,7 @@ def _run_locked(cfg, out_dir, device: torch.device, task_config: str | None = No
     final = writer.rows[-1] if writer.rows else {}
     values = [r[task.quality] for r in writer.rows if r.get(task.quality) is not None]
     summary = {
-        "status": result["status"], "error": result["error"],
+        "status": result["status"], "error": result["error"], "stop_reason": result["stop_reason"],
         "task": cfg.task.name, "task_config": task_name, "method": method.name,
         "estimator": resolve_estimator(cfg), "gate": gate,
         "price": cfg.price if gate == "price" else None,

@@ -9,7 +9,8 @@ in MODULES below. The machinery lives apart and never imports a figure:
 - `core.py`: scales (`test`, `quick`, `report`, `paper`), `Sweep`, `Figure`, `FigureData`;
 - `jobs.py`: expand a sweep into jobs, check which are finished, launch the rest, load them;
 - `command.py`: the command line, over the registry it is given;
-- `common.py`: helpers the figure modules share (panels, seed counts, mean curves).
+- `common.py`: helpers the figure modules share (panels, seed counts, mean curves);
+- `hsearch.py`: a sweep that searches its grid (H*'s horizons) instead of running all of it.
 """
 
 from __future__ import annotations

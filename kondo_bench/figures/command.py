@@ -103,12 +103,26 @@ def main(argv: list[str], figures: dict[str, Figure]) -> int:
     jobs = {j.folder: j for ps in plans.values() for p in ps for j in p.jobs}  # figures share sweeps
     skipped = sum(is_done(j, extra) for j in jobs.values())
     if args.dry_run:
+        for p in (p for ps in plans.values() for p in ps if p.sweep.select is not None):
+            todo = [j.folder.name for j in p.jobs if not is_done(j, extra)]
+            print(f"[figures] {p.sweep.name}: next " + ("; ".join(todo) if todo else "nothing: its search is done"))
         print(f"[figures] {len(jobs)} jobs, {skipped} done, {len(jobs) - skipped} to run (dry run: nothing launched)")
         return 0
     watch = Watch(Progress(len(jobs), skipped=skipped, label="[figures] jobs"), skipped)
     for fig in figs:
         _, f = make_figure(fig, scale, out, extra, args.verbose, plans[fig.name], watch, not args.no_launch)
         failed += f
+        # a searching figure (H*): each stage's finished jobs propose the next; go on until none does
+        while not args.no_launch and not f and any(p.sweep.select for p in plans[fig.name]):
+            plans[fig.name] = plan_sweeps(fig, scale, out, extra)
+            new = {j.folder: j for p in plans[fig.name] for j in p.jobs if not is_done(j, extra)}
+            if not new:
+                break
+            jobs.update(new)
+            watch.progress.close()
+            watch = Watch(Progress(len(new), label=f"[{fig.name}] next stage"), 0)
+            _, f = make_figure(fig, scale, out, extra, args.verbose, plans[fig.name], watch)
+            failed += f
     watch.progress.close()
     missing = sum(not is_done(j, extra) for j in jobs.values())
     print((f"figures drawn from {len(jobs) - missing} of {len(jobs)} jobs ({missing} not finished, listed in each "

@@ -88,6 +88,12 @@ SCALES = {
 class Sweep:
     name: str  # its folder under runs/ (and its file under finished/); unique per set of overrides
     overrides: tuple[str, ...]
+    # A search over the grid rather than the whole grid (H*'s horizons, figures/hsearch.py):
+    # select(jobs, finished) gets every grid job as (its overrides {key: value}, its folder
+    # name) and the sweep's finished summaries by folder name, and returns the folder names
+    # of the jobs to run and draw now. Folders are named as for the whole grid, so a job keeps
+    # its folder and record from one stage of the search to the next.
+    select: Callable[[list, dict], set] | None = None
 
 
 @dataclass

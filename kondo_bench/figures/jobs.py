@@ -26,6 +26,7 @@ import pandas as pd
 
 from ..progress import Progress
 from ..reliability import NOT_RESULTS, result_config, upgraded
+from ..results import FINISHED, is_finished
 from ..sweeps import job_tables, read_job, read_overrides, tables_of
 from .core import Figure, FigureData, Scale, Sweep
 from .store import metrics_rows, read_store, record_of, store_path, write_store
@@ -89,11 +90,12 @@ def _canonical(config: dict) -> str:
 
 
 def finished(summary: dict | None, ran: list[str] | None, job: Job, extra: list[str]) -> bool:
-    """A summary (and the overrides it ran with) is this job's, finished: status complete, the
+    """A summary (and the overrides it ran with) is this job's, finished: status complete or
+    solved, the
     config it would run now (or, where that cannot be resolved here, the same overrides) and
     the quality metric its task reports now (a reversal run from before `expected_error` has
     none: drawn beside new runs it would mix two metrics on one axis)."""
-    if not summary or summary.get("status") != "complete":
+    if not is_finished(summary):
         return False
     if job.config is not None:
         quality = None if job.metric else _quality(json.loads(job.config).get("task", {}).get("name"))
@@ -181,18 +183,19 @@ def launch(sweep_dir: Path, overrides: list[str], exclude: list[str], verbose: b
         for line in proc.stdout:
             log.write(line)
             tail = (tail + [line.rstrip()])[-20:]
-            if verbose or line.startswith(("complete:", "interrupted:", "kondo-bench: error")):
+            if verbose or line.startswith((*DONE_LINES, "interrupted:", "kondo-bench: error")):
                 say("    " + line.rstrip())
             if progress and line.startswith(JOB_ENDS):
-                progress.ended(ok=line.startswith("complete:"))
-            if finished and line.startswith("complete:"):
+                progress.ended(ok=line.startswith(DONE_LINES))
+            if finished and line.startswith(DONE_LINES):
                 finished()
     if proc.returncode != 0 and not verbose:
         say("    " + "\n    ".join(tail))
     return proc.returncode
 
 
-JOB_ENDS = ("complete:", "interrupted:", "kondo-bench: error: run failed")  # one line per job that ended
+DONE_LINES = tuple(f"{status}:" for status in FINISHED)  # how `run` reports a finished job
+JOB_ENDS = (*DONE_LINES, "interrupted:", "kondo-bench: error: run failed")  # one line per job that ended
 
 
 @dataclass
@@ -218,6 +221,8 @@ def plan_sweeps(fig: Figure, scale: Scale, out: Path, extra: list[str]) -> list[
         exclude = constant + [o.key_or_group for o in _parse(extra)]
         root, store = out / "runs" / sweep.name, store_path(out, sweep.name)
         records = read_store(store)
+        if sweep.select is not None:
+            grid = selected(sweep, grid, root, exclude, records)
         jobs = []
         for j in grid:
             folder = job_folder(root, j, exclude)
@@ -227,6 +232,19 @@ def plan_sweeps(fig: Figure, scale: Scale, out: Path, extra: list[str]) -> list[
               flush=True)
         plans.append(Plan(sweep, root, exclude, jobs, store))
     return plans
+
+
+def selected(sweep: Sweep, grid: list[list[str]], root: Path, exclude: list[str], records: dict) -> list[list[str]]:
+    """The grid jobs a searching sweep runs now, from what it has finished (folders and records)."""
+    named = [(j, job_folder(root, j, exclude).name) for j in grid]
+    finished = {name: rec["summary"] for name, rec in records.items()}
+    for _, name in named:  # a folder finished on this machine beats its record
+        try:
+            finished[name] = json.loads((root / name / "summary.json").read_text())
+        except (OSError, json.JSONDecodeError):
+            pass
+    chosen = sweep.select([(dict(o.split("=", 1) for o in j), name) for j, name in named], finished)
+    return [j for j, name in named if name in chosen]
 
 
 def record_finished(plan: Plan, extra: list[str]) -> bool:
@@ -261,7 +279,8 @@ def run_sweeps(fig: Figure, plans: list[Plan], extra: list[str], verbose: bool, 
         if not todo:
             record_finished(p, extra)  # folders finished before the records existed (or on this machine)
             continue
-        batches = [list(p.sweep.overrides)] if len(todo) == len(p.jobs) else grids([j.overrides for j in todo])
+        whole = len(todo) == len(p.jobs) and p.sweep.select is None
+        batches = [list(p.sweep.overrides)] if whole else grids([j.overrides for j in todo])
         for overrides in batches:  # each job is recorded as it completes: a session that ends keeps it
             failed += launch(p.root, overrides + extra, p.exclude, verbose, watch.progress,
                              lambda: record_finished(p, extra)) != 0

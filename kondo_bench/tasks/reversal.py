@@ -92,18 +92,27 @@ class Block(nn.Module):
         self.ln2 = nn.LayerNorm(d_model, bias=False)
         self.ffn = nn.Sequential(nn.Linear(d_model, ffn, bias=False), nn.ReLU(), nn.Linear(ffn, d_model, bias=False))
 
-    def forward(self, x: torch.Tensor, context: tuple | None = None) -> tuple[torch.Tensor, tuple]:
-        """x [B, L, D] attends causally to itself and fully to `context`, the keys and values
-        [B, heads, C, D / heads] of earlier positions. Returns x and the keys and values of
-        context + x, which is the context of whatever comes next (a KV cache)."""
+    def forward(self, x: torch.Tensor, context: tuple | None = None,
+                cache: tuple | None = None, pos: int = 0) -> tuple[torch.Tensor, tuple]:
+        """x [B, L, D] attends causally to itself and fully to earlier positions, held either in
+        `context`, the keys and values [B, heads, C, D / heads] of positions 0 .. C - 1 (the
+        teacher-forced pass), or in `cache`, preallocated key and value buffers [B, heads, Lmax,
+        D / heads] whose first `pos` positions are filled: x's keys and values are written in
+        place at pos .. pos + L - 1 (the sampler: no copy of the growing prefix per step).
+        Returns x and the keys and values of every position so far."""
         b, n, d = x.shape
         q, k, v = self.qkv(self.ln1(x)).view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
-        if context is None:
+        if cache is not None:
+            cache[0][:, :, pos:pos + n] = k
+            cache[1][:, :, pos:pos + n] = v
+            k, v = cache[0][:, :, :pos + n], cache[1][:, :, :pos + n]
+        elif context is not None:
+            k, v = torch.cat([context[0], k], 2), torch.cat([context[1], v], 2)
+        if k.shape[2] == n:
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         else:
-            k, v = torch.cat([context[0], k], 2), torch.cat([context[1], v], 2)
             mask = None
-            if n > 1:  # new position i sees every context position and new positions <= i
+            if n > 1:  # new position i sees every earlier position and new positions <= i
                 mask = torch.ones(n, k.shape[2], dtype=torch.bool, device=x.device).tril(k.shape[2] - n)
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         x = x + self.proj(y.transpose(1, 2).reshape(b, n, d))
@@ -123,15 +132,23 @@ class Transformer(nn.Module):
         self.ln = nn.LayerNorm(d_model, bias=False)
         self.head = nn.Linear(d_model, vocab, bias=False)
 
-    def forward(self, tokens: torch.Tensor, start: int = 0, context: list | None = None):
+    def forward(self, tokens: torch.Tensor, start: int = 0, context: list | None = None,
+                cache: list | None = None):
         """Logits [B, L, M] for tokens [B, L] at positions start .. start + L - 1, which follow
-        the per-layer `context` (keys, values) of positions 0 .. start - 1; and the new context."""
+        the per-layer `context` (keys, values) of positions 0 .. start - 1, or the per-layer
+        preallocated `cache` (see Block.forward); and the keys and values so far."""
         x = self.tok(tokens) + self.pos.weight[start:start + tokens.shape[1]]
         kv = []
         for i, block in enumerate(self.blocks):
-            x, c = block(x, None if context is None else context[i])
+            x, c = block(x, None if context is None else context[i], None if cache is None else cache[i], start)
             kv.append(c)
         return self.head(self.ln(x)), kv
+
+    def new_cache(self, rows: int, length: int, like: torch.Tensor) -> list:
+        """Empty key and value buffers [rows, heads, length, d_model / heads] per layer."""
+        block = self.blocks[0]
+        shape = (rows, block.heads, length, block.qkv.in_features // block.heads)
+        return [(like.new_empty(shape), like.new_empty(shape)) for _ in self.blocks]
 
 
 def select_context(kv: list, rows: torch.Tensor) -> list:
@@ -170,8 +187,13 @@ def sample(net: Transformer, prompt: torch.Tensor, samples: int = 1, greedy: boo
     full=True, the whole log pi(. | prompt, answer_<t) at each position instead: [P * samples, H, M]."""
     p, h = prompt.shape
     logits, kv = net(prompt)
-    rows = torch.arange(p, device=prompt.device).repeat_interleave(samples)
-    logits, kv = logits[rows, -1], select_context(kv, rows)
+    # the decode steps write into preallocated buffers: torch.cat of the growing prefix at
+    # every step and layer was most of the sampler's time (a copy of every earlier key)
+    cache = net.new_cache(p * samples, 2 * h - 1, kv[0][0])
+    for (k_buf, v_buf), (k, v) in zip(cache, kv):  # each prompt's keys, shared by its samples
+        k_buf.view(p, samples, *k_buf.shape[1:])[:, :, :, :h] = k[:, None]
+        v_buf.view(p, samples, *v_buf.shape[1:])[:, :, :, :h] = v[:, None]
+    logits = logits[:, -1].repeat_interleave(samples, 0)
     answer, logp = [], []
     for t in range(h):
         lp = logits.float().log_softmax(-1)
@@ -183,7 +205,7 @@ def sample(net: Transformer, prompt: torch.Tensor, samples: int = 1, greedy: boo
         answer.append(a)
         logp.append(lp)
         if t + 1 < h:
-            logits, kv = net(a[:, None], h + t, kv)
+            logits, _ = net(a[:, None], h + t, cache=cache)
             logits = logits[:, 0]
     answer, logp = torch.stack(answer, 1), torch.stack(logp, 1)
     return answer, logp if full else logp.gather(-1, answer[..., None])[..., 0]

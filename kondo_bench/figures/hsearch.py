@@ -1,0 +1,117 @@
+"""H* by search instead of a grid: the next horizons to run for each series and seed.
+
+At the paper's budget (1 M forward samples, up to H = 32 and beyond) a grid of every
+horizon for every series and seed is days of CPU, and most of it says nothing: far below
+H* every run solves, far above it every run fails. The search runs, for each series and
+seed, only the horizons that narrow its H* down:
+
+1. start at a horizon the series is expected to solve (`start`);
+2. while everything run so far is solved, double the largest solved H (up to `top`);
+3. once a horizon fails, bisect between the largest solved H below the smallest failed H
+   (`lo`) and that failed H (`hi`) until they are adjacent: H* = lo;
+4. if the start itself fails, halve downward until something is solved (or H = 1 fails).
+
+It assumes **monotonicity**: a seed that solves H within the budget solves every shorter H.
+That is what makes the bisection valid; it is checked where it costs one run per series
+(`check`: seed 0 also runs H* - 1 once its H* is pinned down), and every pair of runs of one
+seed that contradicts it is reported (`violations`).
+
+A job is solved when its run stopped as `solved` (quality below `solved_below`) or its best
+quality is below the threshold; it has failed when it finished its whole budget without.
+Each stage is one `kondo-bench figures --only hstar` launch: the sweeps' `select` reads the
+finished jobs and proposes the next horizons, so a rerun of the same command continues the
+search, and `--dry-run` lists what it would run next.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+from ..results import is_finished
+
+HORIZON = "task.horizon"
+
+
+def outcome(summary: dict | None, threshold: float) -> bool | None:
+    """True: solved; False: the whole budget spent without; None: not finished (or unknown)."""
+    if not is_finished(summary):
+        return None
+    if summary.get("status") == "solved":
+        return True
+    best = summary.get("best_quality")
+    return best is not None and best < threshold
+
+
+def next_horizons(results: dict[int, bool], start: int, top: int) -> list[int]:
+    """The horizons to run next for one series and seed, given its finished ones (H -> solved);
+    [] when its H* is pinned down (or `top` is solved: H* >= top, the search's ceiling)."""
+    if not results:
+        return [start]
+    solved = [h for h, ok in results.items() if ok]
+    failed = [h for h, ok in results.items() if not ok]
+    if not failed:
+        best = max(solved)
+        return [] if best >= top else [min(2 * best, top)]
+    hi = min(failed)
+    below = [h for h in solved if h < hi]
+    if not below:  # nothing solved under the smallest failure: look lower
+        return [] if hi <= 1 else [max(1, hi // 2)]
+    lo = max(below)
+    return [] if hi - lo <= 1 else [(lo + hi) // 2]
+
+
+def hstar_of(results: dict[int, bool]) -> int:
+    """H* as the search defines it: the largest solved H below the smallest failed one."""
+    failed = [h for h, ok in results.items() if not ok]
+    hi = min(failed) if failed else float("inf")
+    return max([h for h, ok in results.items() if ok and h < hi], default=0)
+
+
+def violations(results: dict[int, bool]) -> list[tuple[int, int]]:
+    """(failed H, solved H) pairs with the failure shorter: evidence against monotonicity."""
+    return sorted((f, s) for f, ok_f in results.items() if not ok_f
+                  for s, ok_s in results.items() if ok_s and s > f)
+
+
+@dataclass(frozen=True)
+class Search:
+    """A sweep's `select`: given its grid's jobs and its finished summaries, the jobs to run
+    and draw now (every finished one, and the next horizons of every series and seed)."""
+
+    start: int
+    top: int
+    threshold: float
+    check: bool = True  # seed 0 also runs H* - 1 once its H* is known
+
+    def groups(self, jobs: list[tuple[dict, str]]) -> dict[tuple, dict[int, str]]:
+        """(the job's overrides but the horizon) -> {H: job folder name}."""
+        out: dict[tuple, dict[int, str]] = defaultdict(dict)
+        for overrides, name in jobs:
+            rest = tuple(sorted((k, v) for k, v in overrides.items() if k != HORIZON))
+            out[rest][int(overrides[HORIZON])] = name
+        return out
+
+    def results(self, by_h: dict[int, str], finished: dict[str, dict]) -> dict[int, bool]:
+        out = {h: outcome(finished.get(name), self.threshold) for h, name in by_h.items()}
+        return {h: ok for h, ok in out.items() if ok is not None}
+
+    def __call__(self, jobs: list[tuple[dict, str]], finished: dict[str, dict]) -> set[str]:
+        chosen = set()
+        for rest, by_h in self.groups(jobs).items():
+            results = self.results(by_h, finished)
+            chosen |= {by_h[h] for h in results}  # drawn
+            todo = next_horizons(results, self.start, self.top)
+            if not todo and self.check and dict(rest).get("seed") == "0" and (h := hstar_of(results)) > 1:
+                todo = [h - 1] if h - 1 not in results else []
+            chosen |= {by_h[h] for h in todo if h in by_h}
+        return chosen
+
+    def state(self, jobs: list[tuple[dict, str]], finished: dict[str, dict]) -> list[dict]:
+        """Where the search stands for each series and seed: what it ran, H*, what is next."""
+        rows = []
+        for rest, by_h in self.groups(jobs).items():
+            results = self.results(by_h, finished)
+            rows.append({**dict(rest), "tried": dict(sorted(results.items())), "hstar": hstar_of(results),
+                         "next": next_horizons(results, self.start, self.top), "violations": violations(results)})
+        return rows

@@ -1,0 +1,115 @@
+"""Runs that stop when solved, and H* searched rather than gridded (figures/hsearch.py)."""
+
+import json
+
+import pytest
+
+from conftest import kb, make_cfg
+from kondo_bench import figures
+from kondo_bench.figures import hsearch
+from kondo_bench.figures.jobs import finished, Job
+from kondo_bench.train import run_experiment, solved
+
+
+def test_solved_needs_a_quality_below_the_threshold():
+    assert solved(0.2, 0.25, "expected_error") == "expected_error 0.2 < solved_below 0.25"
+    assert solved(0.25, 0.25, "expected_error") is None  # reward > 0.75, strictly
+    assert solved(float("nan"), 0.25, "q") is None and solved(None, 0.25, "q") is None
+    assert solved(0.0, None, "q") is None  # no threshold: never stops early
+
+
+def test_a_run_stops_at_the_first_evaluation_below_the_threshold_and_counts_as_finished(tmp_path):
+    overrides = ["task=reversal", "task.horizon=2", "task.steps=40", "task.eval_every=5", "task.eval_prompts=20",
+                 "solved_below=0.99", "progress=false"]
+    summary = run_experiment(make_cfg(*overrides), tmp_path / "run")
+    assert summary["status"] == "solved" and summary["steps"] == 5 and summary["steps_planned"] == 40
+    assert summary["forward_samples"] == 500 and summary["stop_reason"].startswith("expected_error ")
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows] == [5]
+    # a rerun of the same config skips it, like a complete run
+    again = run_experiment(make_cfg(*overrides), tmp_path / "run")
+    assert again.get("skipped") and again["status"] == "solved"
+    # and `figures` takes it as this job's finished work
+    config = figures.resolved_config(overrides)
+    assert finished(summary, None, Job(overrides, tmp_path / "run", config), [])
+    # a threshold it never crosses: the whole budget, status complete
+    summary = run_experiment(make_cfg(*overrides[:-2], "solved_below=1e-9", "progress=false"), tmp_path / "other")
+    assert summary["status"] == "complete" and summary["steps"] == 40 and summary["stop_reason"] is None
+
+
+def test_the_command_line_reports_a_solved_run(tmp_path):
+    r = kb("run", "task=bandit", "task.steps=30", "task.eval_every=10", "solved_below=10", f"hydra.run.dir={tmp_path}/b",
+           cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    line = next(line for line in r.stdout.splitlines() if line.startswith("solved: "))
+    assert "after 10 steps" in line
+
+
+@pytest.mark.parametrize("results, start, top, expected", [
+    ({}, 10, 64, [10]),  # start where the series is expected to solve
+    ({10: True}, 10, 64, [20]),  # double while solved
+    ({10: True, 20: True, 40: True}, 10, 64, [64]),  # up to the ceiling
+    ({10: True, 20: True, 40: True, 64: True}, 10, 64, []),  # the ceiling solved: H* >= top
+    ({10: True, 20: False}, 10, 64, [15]),  # bisect between the last solved and the first failed
+    ({10: True, 20: False, 15: True, 17: False, 16: True}, 10, 64, []),  # adjacent: pinned, H* = 16
+    ({10: False}, 10, 64, [5]),  # the start fails: look lower
+    ({10: False, 5: False, 2: False, 1: False}, 10, 64, []),  # nothing solved at all: H* = 0
+    ({4: True, 8: False, 6: True, 7: True}, 4, 64, []),
+])
+def test_the_search_doubles_then_bisects(results, start, top, expected):
+    assert hsearch.next_horizons(results, start, top) == expected
+
+
+def test_hstar_and_the_monotonicity_it_assumes():
+    results = {10: True, 20: False, 15: True, 17: False, 16: True}
+    assert hsearch.hstar_of(results) == 16 and hsearch.violations(results) == []
+    odd = {10: True, 12: False, 14: True, 20: False}  # a seed that fails 12 but solves 14
+    assert hsearch.violations(odd) == [(12, 14)]
+    assert hsearch.hstar_of(odd) == 10 and hsearch.next_horizons(odd, 10, 64) == [11]
+
+
+def summary(status, best=None):
+    return {"status": status, "best_quality": best}
+
+
+def test_a_searching_sweep_selects_each_seeds_next_horizon_and_keeps_what_it_ran():
+    search = hsearch.Search(start=10, top=64, threshold=0.25)
+    jobs = [({"method": "dg", "seed": str(s), "task.horizon": str(h)}, f"seed={s},task.horizon={h}")
+            for s in (0, 1) for h in range(1, 65)]
+    assert search(jobs, {}) == {"seed=0,task.horizon=10", "seed=1,task.horizon=10"}
+    done = {"seed=0,task.horizon=10": summary("solved", 0.1),  # stopped once solved
+            "seed=1,task.horizon=10": summary("complete", 0.3),  # the whole budget without
+            "seed=1,task.horizon=5": summary("interrupted")}  # not finished: run it (again)
+    assert search(jobs, done) == {"seed=0,task.horizon=10", "seed=0,task.horizon=20", "seed=1,task.horizon=10",
+                                  "seed=1,task.horizon=5"}
+    # seed 0 pinned at H* = 12: it also checks H* - 1 (monotonicity), seed 1 does not
+    done = {**{f"seed={s},task.horizon={h}": summary("solved", 0.1) for s in (0, 1) for h in (10, 12)},
+            **{f"seed={s},task.horizon={h}": summary("complete", 0.5) for s in (0, 1) for h in (13, 15, 20)}}
+    chosen = search(jobs, done)
+    assert "seed=0,task.horizon=11" in chosen and "seed=1,task.horizon=11" not in chosen
+    state = {r["seed"]: r for r in search.state(jobs, done)}
+    assert state["0"]["hstar"] == 12 and state["0"]["next"] == [] and state["1"]["violations"] == []
+
+
+def test_figures_proposes_the_next_stage_from_finished_records(tmp_path):
+    """The paper-scale H* plan: every series starts at H = 10 (the hard top-k lower); a
+    finished record of one job moves that seed's search on, in a dry run."""
+    from kondo_bench.figures.hstar import SERIES
+    from kondo_bench.figures.jobs import plan_sweeps
+    from kondo_bench.figures.store import store_path, write_store
+
+    scale, out = figures.SCALES["paper"], tmp_path / "paper"
+    fig = figures.FIGURES["hstar"]
+    plans = {p.sweep.name: p for p in plan_sweeps(fig, scale, out, [])}
+    assert set(plans) == set(SERIES)
+    assert [j.folder.name for j in plans["hstar-dg"].jobs] == [f"seed={s},task.horizon=10" for s in range(3)]
+    assert {j.folder.name for j in plans["hstar-dgk-keep3"].jobs} == {f"seed={s},task.horizon=4" for s in range(3)}
+    job = plans["hstar-dg"].jobs[0]
+    record = {"job": job.folder.name, "overrides": job.overrides,
+              "summary": {"status": "solved", "best_quality": 0.2, "result_config": json.loads(job.config),
+                          "quality_metric": "expected_error"}, "metrics": {}}
+    write_store(store_path(out, "hstar-dg"), {job.folder.name: record})
+    plans = {p.sweep.name: p for p in plan_sweeps(fig, scale, out, [])}
+    names = [j.folder.name for j in plans["hstar-dg"].jobs]
+    assert "seed=0,task.horizon=10" in names and "seed=0,task.horizon=20" in names
+    assert "seed=1,task.horizon=20" not in names
