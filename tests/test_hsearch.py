@@ -92,8 +92,8 @@ def test_a_searching_sweep_selects_each_seeds_next_horizon_and_keeps_what_it_ran
 
 
 def test_figures_proposes_the_next_stage_from_finished_records(tmp_path):
-    """The paper-scale H* plan: every series starts at H = 10 (the hard top-k lower); a
-    finished record of one job moves that seed's search on, in a dry run."""
+    """The paper-scale H* plan: every series starts at H = 4; a finished record of one job
+    moves that seed's search on."""
     from kondo_bench.figures.hstar import SERIES
     from kondo_bench.figures.jobs import plan_sweeps
     from kondo_bench.figures.store import store_path, write_store
@@ -102,8 +102,7 @@ def test_figures_proposes_the_next_stage_from_finished_records(tmp_path):
     fig = figures.FIGURES["hstar"]
     plans = {p.sweep.name: p for p in plan_sweeps(fig, scale, out, [])}
     assert set(plans) == set(SERIES)
-    assert [j.folder.name for j in plans["hstar-dg"].jobs] == [f"seed={s},task.horizon=10" for s in range(3)]
-    assert {j.folder.name for j in plans["hstar-dgk-keep3"].jobs} == {f"seed={s},task.horizon=4" for s in range(3)}
+    assert [j.folder.name for j in plans["hstar-dg"].jobs] == [f"seed={s},task.horizon=4" for s in range(3)]
     job = plans["hstar-dg"].jobs[0]
     record = {"job": job.folder.name, "overrides": job.overrides,
               "summary": {"status": "solved", "best_quality": 0.2, "result_config": json.loads(job.config),
@@ -111,5 +110,31 @@ def test_figures_proposes_the_next_stage_from_finished_records(tmp_path):
     write_store(store_path(out, "hstar-dg"), {job.folder.name: record})
     plans = {p.sweep.name: p for p in plan_sweeps(fig, scale, out, [])}
     names = [j.folder.name for j in plans["hstar-dg"].jobs]
-    assert "seed=0,task.horizon=10" in names and "seed=0,task.horizon=20" in names
-    assert "seed=1,task.horizon=20" not in names
+    assert "seed=0,task.horizon=4" in names and "seed=0,task.horizon=8" in names
+    assert "seed=1,task.horizon=8" not in names
+
+
+def test_gains_against_difficulty_compare_each_series_with_pg_where_both_solved():
+    import pandas as pd
+    from kondo_bench.figures.hstar import gains_table, markdown
+
+    def run(label, seed, h, rows):  # (forward samples, backward tokens, quality) at each evaluation
+        return [{"label": label, "seed": seed, "task.horizon": h, "forward_samples": f, "backward_units": b,
+                 "quality": q} for f, b, q in rows]
+
+    curves = pd.DataFrame(
+        # PG solves H = 4 at its second evaluation, 1,000 forward samples (ungated: every token backward)
+        run("PG", 0, 4, [(500, 2000, 0.5), (1000, 4000, 0.2), (1500, 6000, 0.1)])
+        + run("PG", 0, 8, [(9000, 72000, 0.4)])
+        # the gate solves H = 4 at 2,000 forward samples with 100 backward passes (400 tokens / 4)
+        + run("DG-K", 0, 4, [(1000, 200, 0.3), (2000, 400, 0.2)])
+        + run("DG-K", 1, 4, [(9000, 900, 0.3)])
+        + run("DG-K", 0, 8, [(5000, 800, 0.1)]))
+    t = gains_table(curves).set_index(["series", "H"])
+    assert t.loc[("DG-K", 4), "solved"] == "1/2" and t.loc[("DG-K", 4), "backward_passes"] == 100
+    assert t.loc[("DG-K", 4), "speedup_c0"] == 0.5  # forward samples only: PG's 1,000 against 2,000
+    assert t.loc[("DG-K", 4), "speedup_c8"] == pytest.approx((1000 + 8 * 1000) / (2000 + 8 * 100))
+    assert t.loc[("PG", 4), "speedup_c4"] == 1
+    assert pd.isna(t.loc[("DG-K", 8), "speedup_c4"])  # PG did not solve H = 8: no ratio
+    text = markdown(t.reset_index())
+    assert text.splitlines()[0].startswith("| series | H | solved |") and "| – |" in text

@@ -29,7 +29,7 @@ import pandas as pd
 from ..sweeps import series_keys
 from .common import config_values, panels, seeds_text
 from .core import Figure, FigureData, Scale, Sweep
-from .hsearch import Search
+from .hsearch import Search, violations
 
 THRESHOLD = 0.75  # reward above which an H counts as solved (the paper's)
 # The paper's H* within 1 M forward samples (read off its Fig 10, about ±0.5), by (method, gate)
@@ -43,10 +43,11 @@ GRID = {"test": ("2,4", 10, 5, 1),
 # At the paper's budget: 1 M forward samples (10,000 steps of 100 episodes), evaluated every
 # 100 steps, 3 seeds (the paper's seed count for Fig 10 is not known), H searched from
 # `start` up to `top` (figures/hsearch.py).
-SEARCH = {"paper": {"steps": 10_000, "eval_every": 100, "seeds": 3, "start": 10, "top": 64}}
-# The series at the paper's budget, gated ones first (cheaper: a run cut short keeps them).
-# The official hard top-k solves only short horizons (H* = 4 at the report's budget): its
-# search starts lower.
+# Starting at H = 4 and doubling, every series runs H = 4, 8, 16 (and 32 unless it failed 16):
+# the horizons the gains-against-difficulty table compares the series at.
+SEARCH = {"paper": {"steps": 10_000, "eval_every": 100, "seeds": 3, "start": 4, "top": 64}}
+# The series at the paper's budget, gated ones first (cheaper: a run cut short keeps them);
+# a second value is a series' own start.
 SERIES = {"hstar-dgk-price0": (("method=dgk", "method.eta=0", "price=0"), None),
           # rho = 3 % as the Bernoulli gate with its price solved per batch (eta = 0.3): the form
           # that reproduces the paper's Fig 8 curve (the gateform study)
@@ -54,7 +55,7 @@ SERIES = {"hstar-dgk-price0": (("method=dgk", "method.eta=0", "price=0"), None),
           "hstar-random3": (("method=dgk", "method.signal=random", "keep_rate=0.03"), None),
           "hstar-dg": (("method=dg",), None), "hstar-pg": (("method=pg",), None),
           "hstar-pmpo": (("method=pmpo",), None), "hstar-ppo": (("method=ppo",), None),
-          "hstar-dgk-keep3": (("method=dgk", "keep_rate=0.03"), 4)}
+          "hstar-dgk-keep3": (("method=dgk", "keep_rate=0.03"), None)}
 
 
 def sweeps(s: Scale) -> list[Sweep]:
@@ -113,6 +114,44 @@ def hstar_table(curves: pd.DataFrame, keys: list[str], x: str = "forward_samples
     return pd.DataFrame(rows, columns=[*keys, "seed", "budget", "hstar"])
 
 
+COST_RATIOS = (0, 1, 2, 4, 8)  # c, a backward pass's cost in forward passes (the paper's Fig 3 sweeps 0-8)
+
+
+def first_solved(curves: pd.DataFrame, threshold: float = THRESHOLD) -> pd.DataFrame:
+    """One row per run (label, seed, H): whether it solved H (reward 1 - quality above the
+    threshold at some evaluation) and the forward samples and backward passes (kept tokens / H)
+    spent by the first evaluation that did. A run stopped once solved ends there."""
+    c = curves.assign(H=curves["task.horizon"].astype(int), ok=1 - curves["quality"].astype(float) > threshold,
+                      backward_passes=budget_column(curves, "backward_passes"),
+                      forward=curves["forward_samples"].astype(float))
+    rows = []
+    for (label, seed, h), g in c.groupby(["label", "seed", "H"], sort=True):
+        hit = g[g["ok"]].sort_values("forward")
+        rows.append({"label": label, "seed": seed, "H": h, "solved": len(hit) > 0,
+                     "forward_samples": hit["forward"].iloc[0] if len(hit) else np.nan,
+                     "backward_passes": hit["backward_passes"].iloc[0] if len(hit) else np.nan})
+    return pd.DataFrame(rows, columns=["label", "seed", "H", "solved", "forward_samples", "backward_passes"])
+
+
+def gains_table(curves: pd.DataFrame, threshold: float = THRESHOLD, reference: str = "PG") -> pd.DataFrame:
+    """Gains against difficulty: for each series (`label`) and H, the seeds that solved it, the
+    mean forward samples and backward passes they took to reach the threshold, and the compute
+    speedup over the reference series at each cost ratio c,
+        S(c) = (F_ref + c * B_ref) / (F + c * B),
+    where both solved that H (means over their solved seeds)."""
+    runs = first_solved(curves, threshold)
+    g = runs.groupby(["label", "H"], sort=True)
+    table = pd.DataFrame({"solved": g["solved"].sum().astype(int).astype(str) + "/" + g["solved"].size().astype(str),
+                          "forward_samples": g["forward_samples"].mean(),
+                          "backward_passes": g["backward_passes"].mean()}).reset_index()
+    table = table.rename(columns={"label": "series"})
+    ref = table[table["series"] == reference].set_index("H")
+    for c in COST_RATIOS:
+        cost = table["forward_samples"] + c * table["backward_passes"]
+        table[f"speedup_c{c}"] = table["H"].map(ref["forward_samples"] + c * ref["backward_passes"]) / cost
+    return table
+
+
 def hstar_mean(table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     """Mean and s.e. over seeds of H* at each budget."""
     g = table.groupby([*keys, "budget"], dropna=False, sort=False)["hstar"]
@@ -162,7 +201,35 @@ def draw(d: FigureData) -> list[Path]:
     plt.gcf().suptitle(f"H* (Fig 10): token reversal, M = {config_values(d.runs, 'task.vocab')}, H in "
                        f"{{{', '.join(map(str, grid))}}}, {steps:,} steps × 100 episodes ({names}); "
                        f"mean over {seeds_text(d.runs)} seeds ± 1 s.e.", fontsize=11)
-    return save(plt.gcf(), d.stem())
+    return save(plt.gcf(), d.stem()) + difficulty(d, curves)
+
+
+def difficulty(d: FigureData, curves: pd.DataFrame) -> list[Path]:
+    """The gains-against-difficulty table beside the figure, and any seed whose runs contradict
+    the monotonicity the search assumes (it failed a shorter H than one it solved)."""
+    from ..sweeps import write_table
+
+    for (label, seed), g in first_solved(curves).groupby(["label", "seed"]):
+        bad = violations(dict(zip(g["H"], g["solved"])))
+        if bad:
+            d.notes.append(f"{label}, seed {seed}: failed H = {bad[0][0]} but solved H = {bad[0][1]} "
+                           f"(monotonicity does not hold here; {len(bad)} such pair(s))")
+    if "PG" not in set(curves["label"]):
+        return []
+    table = gains_table(curves)
+    written = write_table(table, d.stem("_gains"))[:1]
+    md = d.stem("_gains").with_suffix(".md")
+    md.write_text(markdown(table))
+    return written + [md]
+
+
+def markdown(table: pd.DataFrame) -> str:
+    """A plain Markdown table, floats to 3 significant digits, NaN as a dash."""
+    def cell(v):
+        return "–" if isinstance(v, float) and np.isnan(v) else f"{v:.3g}" if isinstance(v, float) else str(v)
+    lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(index=False)]
+    return "\n".join(lines) + "\n"
 
 
 FIGURE = Figure("hstar", "Fig 10: H*, the longest reversal horizon solved (reward > 0.75), against forward and "
