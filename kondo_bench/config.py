@@ -17,6 +17,7 @@ from typing import Any, List, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 
+from .core.signals import KeptWeight, Reduce, Signal, Ties, Unit  # noqa: F401 (the schema's types)
 from .errors import UserError
 from .knobs import refuse_ignored_knobs
 
@@ -46,39 +47,6 @@ class Gate(str, Enum):
     price = "price"  # Bernoulli on sigma((chi - price) / eta)
     quantile = "quantile"  # the same, with the price set per batch so that keep_rate passes
     topk = "topk"  # deterministic top-rho cut of the official code
-
-
-class KeptWeight(str, Enum):
-    one = "one"  # plain PG term with unit weight (the paper and the official code)
-    dg = "dg"  # the DG weight sigma(chi / eta) on top of the gate
-
-
-class Signal(str, Enum):
-    """What the gate screens on (the score compared with the price, or ranked for top-k)."""
-
-    delight = "delight"  # chi = U * l
-    random = "random"  # uniform noise: the control at equal keep rate
-    advantage = "advantage"  # U
-    abs_advantage = "abs_advantage"  # |U|
-    surprisal = "surprisal"  # l = -log pi(a|h)
-    additive = "additive"  # signal_alpha * U + (1 - signal_alpha) * l
-
-
-class Unit(str, Enum):
-    """What a gate decides on: each unit of the task (a token on reversal), or a whole row."""
-
-    token = "token"  # each unit: a sample (bandit, MNIST) or a token (reversal)
-    sequence = "sequence"  # a whole row of units: its tokens' scores reduced by method.unit_reduce
-
-
-class Reduce(str, Enum):
-    mean = "mean"
-    sum = "sum"
-
-
-class Ties(str, Enum):
-    random = "random"  # exactly k kept, ties broken at random
-    all = "all"  # every sample tied with the k-th passes (the official code)
 
 
 @dataclass(frozen=True)
