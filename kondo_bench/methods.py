@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import torch
 
-from .config import PATHWISE, resolve_estimator, resolve_gate
+from .config import resolve_estimator, resolve_gate
+from .vae.config import PATHWISE
 from .core import (Estimator, Method as CoreMethod, Selection, delight, price_for_keep_rate, register_estimator,
                    screening_score, sigmoid_weight, topk_gate)
 

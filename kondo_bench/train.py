@@ -30,7 +30,8 @@ from tqdm import tqdm
 from . import __version__, loggers
 
 from .accounting import Counters, PhaseTimer
-from .config import resolve_estimator, resolve_gate, validate
+from .config import resolve_estimator, resolve_gate
+from .validation import validate
 from .errors import UserError
 from .core import Learned, Selection, backward
 from .methods import Method
