@@ -18,10 +18,10 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .config import validate
+from .validation import validate
+from .compose import compose, group_options, groups
 from .errors import UserError
 
-CONF = Path(__file__).parent / "conf"
 MAX_JOBS = 10_000  # beyond this many sweep jobs, leave the checks to each job
 # Hydra flags that only print something (no run, no folder); with -m Hydra refuses them.
 PRINT_FLAGS = ("--cfg", "-c", "--info", "-i", "--help", "-h", "--hydra-help", "--shell-completion", "-sc")
@@ -37,12 +37,32 @@ class Plan:
     pin: list[str] = field(default_factory=list)  # extra overrides for Hydra (a pinned sweep folder)
 
 
-def groups() -> set[str]:
-    return {p.name for p in CONF.iterdir() if p.is_dir() and not p.name.startswith(("_", "."))}
+CONFIG_DIR_FLAGS = ("--config-dir", "-cd")
+
+
+def split_config_dir(args: list[str]) -> tuple[list[str], str | None]:
+    """(the arguments without Hydra's `--config-dir DIR` / `-cd DIR` / `--config-dir=DIR`, DIR)."""
+    rest, config_dir, i = [], None, 0
+    while i < len(args):
+        a = args[i]
+        if a in CONFIG_DIR_FLAGS:
+            if i + 1 >= len(args):
+                raise UserError(f"{a} needs a folder: kondo-bench run {a} DIR task=NAME")
+            config_dir, i = args[i + 1], i + 2
+            continue
+        if a.split("=", 1)[0] in CONFIG_DIR_FLAGS and "=" in a:
+            config_dir = a.split("=", 1)[1]
+        else:
+            rest.append(a)
+        i += 1
+    if config_dir is not None and not Path(config_dir).expanduser().is_dir():
+        raise UserError(f"--config-dir {config_dir}: no such folder")
+    return rest, config_dir
 
 
 def check_run(args: list[str]) -> Plan | None:
     """Check `kondo-bench run ARGS`; None when Hydra should handle them as they are (--cfg, ...)."""
+    args, config_dir = split_config_dir(args)
     flags = [a for a in args if a.startswith("-")]
     multirun = any(a in ("-m", "--multirun") for a in flags)
     printing = [a for a in flags if a.split("=")[0] in PRINT_FLAGS]
@@ -50,8 +70,10 @@ def check_run(args: list[str]) -> Plan | None:
         raise UserError(f"{printing[0]} prints and -m runs a sweep: Hydra takes one of them; drop -m "
                         f"to see the config of one job (e.g. kondo-bench run --cfg job task=bandit)")
     if any(a not in ("-m", "--multirun") for a in flags):
-        return None  # --cfg, --info, --config-dir, ...: Hydra's own business
+        return None  # --cfg, --info, ...: Hydra's own business
     overrides = _parse(args)
+    search = [o.input_line for o in overrides if o.key_or_group == "hydra.searchpath"]
+    group_keys = groups(search, config_dir)
     for o in overrides:
         if o.is_sweep_override() and not o.is_discrete_sweep():
             raise UserError(f"{o.input_line}: list the values instead (a,b,c or range(a,b)); "
@@ -63,9 +85,9 @@ def check_run(args: list[str]) -> Plan | None:
         if sweeps:
             raise UserError(f"{sweeps[0]} is a sweep: add -m to run one job per value "
                             f"(kondo-bench run -m {' '.join(args)})")
-    choices = {o.key_or_group: o for o in job_ov if o.key_or_group in groups()}
+    choices = {o.key_or_group: o for o in job_ov if o.key_or_group in group_keys}
     for group, o in choices.items():
-        _check_choices(group, [str(v) for v in _values(o)])
+        _check_choices(group, [str(v) for v in _values(o)], search, config_dir)
     plan = Plan(multirun)
     lists = [[(o, v) for v in _values(o)] for o in job_ov]
     n_jobs = 1
@@ -75,7 +97,7 @@ def check_run(args: list[str]) -> Plan | None:
     hydra_lines = [o.input_line for o in hydra_ov]
     cache: dict = {}  # composed configs (with the hydra node) by their group choices
     for num, combo in enumerate(itertools.islice(itertools.product(*lists), None if n_jobs <= MAX_JOBS else 1)):
-        full, cfg = _compose(combo, hydra_lines, cache)
+        full, cfg = _compose(combo, hydra_lines, cache, group_keys, config_dir)
         with _as_job(full, num if multirun else None):  # ${hydra:job.num} and the like resolve as in the job
             validate(cfg)
             _check_device(cfg.device.name)
@@ -122,26 +144,25 @@ def _values(o) -> list:
                         "glob and interval sweeps are not supported") from None
 
 
-def _check_choices(group: str, values: list[str]) -> None:
+def _check_choices(group: str, values: list[str], search: list[str], config_dir: str | None) -> None:
     """One-line errors for `task=nope` (Hydra's own message lists its whole search path)."""
-    options = sorted(p.stem for p in (CONF / group).glob("*.yaml"))
+    options = group_options(group, search, config_dir)
     for value in values:
         if value not in options:
             raise UserError(f"unknown {group} '{value}': choose one of {', '.join(options)}")
 
 
-def _compose(combo, hydra_lines: list[str], cache: dict):
+def _compose(combo, hydra_lines: list[str], cache: dict, group_keys: set[str], config_dir: str | None):
     """The config of one job (with Hydra's node, and without). Composed once per choice of
     groups; other keys are set on a copy."""
     from omegaconf import OmegaConf, open_dict
 
-    group_keys = groups()
     simple = all(o.key_or_group in group_keys or not (o.is_add() or o.is_delete() or o.is_force_add() or o.package)
                  for o, _ in combo)  # plain key=value overrides: set on a copy of the composed groups
     base_lines = [_line(o, v) for o, v in combo if o.key_or_group in group_keys or not simple]
     key = tuple(base_lines)
     if key not in cache:
-        full = _compose_lines(base_lines + hydra_lines)
+        full = _compose_lines(base_lines + hydra_lines, config_dir)
         job = copy.deepcopy(full)
         with open_dict(job):
             del job["hydra"]  # Hydra's own settings: not the job's config
@@ -190,13 +211,12 @@ def _line(o, value) -> str:
     return f"{o.get_key_element()}={Override._get_value_element_as_str(value)}"
 
 
-def _compose_lines(lines: list[str]):
+def _compose_lines(lines: list[str], config_dir: str | None = None):
     """Compose as Hydra will (its own node included, for the run and sweep folders)."""
-    from hydra import compose, initialize_config_module
-
     try:
-        with initialize_config_module("kondo_bench.conf", version_base="1.3"):
-            return compose("config", overrides=lines, return_hydra_config=True)
+        return compose(lines, config_dir=config_dir, hydra_node=True)
+    except UserError:
+        raise
     except Exception as e:
         raise UserError(_one_line(e)) from None
 

@@ -112,18 +112,16 @@ def config_columns(config: dict, prefix: str = "") -> dict:
 
 
 @functools.lru_cache(maxsize=None)
-def preset_defaults(task: str, method: str) -> dict:
+def preset_defaults(task: str, method: str, search: tuple[str, ...] = (), config_dir: str | None = None) -> dict:
     """The config columns of `kondo-bench run task=TASK method=METHOD` with nothing else set:
-    what a run of that pair reads when no one typed a key ({} for a pair with no YAML)."""
-    from hydra import compose, initialize_config_module
+    what a run of that pair reads when no one typed a key ({} for a pair with no YAML on the
+    search path: the package's conf/, and `search`/`config_dir` as the run had them)."""
     from omegaconf import OmegaConf
 
-    from .config import register
+    from .compose import compose
 
-    register()
     try:
-        with initialize_config_module("kondo_bench.conf", version_base="1.3"):
-            cfg = compose("config", overrides=[f"task={task}", f"method={method}"])
+        cfg = compose([f"task={task}", f"method={method}", *search], config_dir=config_dir)
     except Exception:  # noqa: BLE001  an unknown name: no defaults, every value is shown
         return {}
     return config_columns(OmegaConf.to_container(cfg, resolve=True, enum_to_str=True))

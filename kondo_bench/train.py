@@ -19,7 +19,7 @@ import sys
 import time
 from collections import deque
 from contextlib import contextmanager, nullcontext
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -30,9 +30,11 @@ from tqdm import tqdm
 from . import __version__, loggers
 
 from .accounting import Counters, PhaseTimer
-from .config import resolve_estimator, resolve_gate, validate
+from .config import resolve_estimator, resolve_gate
+from .validation import validate
 from .errors import UserError
-from .methods import Method, Selection
+from .core import Learned, Selection, backward
+from .methods import Method
 from .reliability import (FolderLock, NumericsError, NumericsGuard, StopFlag, load_checkpoint,
                           remove_stale_temporaries, result_config, rng_state, save_checkpoint, set_rng_state,
                           upgraded)
@@ -43,71 +45,20 @@ log = logging.getLogger(__name__)
 PLAIN = Method("pg")  # one pass, loss -coef * log pi: what every method but PPO uses
 
 
-@dataclass
-class Learned:
-    """What one learn step did. `kept_units` counts each kept unit once (the keep rate's
-    numerator); `backward_rows`/`backward_units` count every pass over them (PPO's epochs)."""
-
-    backward_rows: int = 0
-    backward_units: int = 0
-    kept_units: int = 0
-    optimizer_steps: int = 0
-    reforward_rows: int = 0  # rows re-run forward (with autograd, or for fp32 old log pi)
-
-
 def learn_step(task: Task, batch: Batch, sel: Selection, method: Method | None = None,
                guard: NumericsGuard | None = None, refresh_old: bool = False) -> Learned:
-    """Backward passes on the kept rows only, `epochs` passes of `minibatches` optimiser steps.
+    """The task's step through the core's compacted backward (`kondo_bench.core.backward`):
+    backward passes on the kept rows only, the loss normalised by all screened units.
 
-    The loss is the sum of the estimator's per-unit terms over kept units, divided by *all*
-    screened units (a constant, as in the official code), so gating changes which terms
-    exist, not their scale. A minibatch is divided by its share of that count.
+    `batch.logp_grad` (an ungated step acted with autograd) skips the re-forward; the task's
+    own loss (a decoder's) is added on the same rows, or on all when it needs every row.
     `refresh_old`: the screen ran in bf16, so a ratio-based estimator recomputes the acting
-    policy's log pi of the kept rows in fp32 first (else rounding alone moves the ratio off 1).
+    policy's log pi of the kept rows in fp32 first.
     """
-    method = method or PLAIN
-    n_rows, n_units = sel.keep.shape[0], sel.keep.numel()
-    if batch.logp_grad is not None:  # ungated: the acting forward pass already has its graph
-        loss = method.loss(sel.coef, batch.logp_grad, batch.logp).sum() / n_units
-        loss = loss + _own_loss(task, batch, torch.arange(n_rows, device=sel.keep.device), n_rows)
-        if guard:
-            guard.watch("loss", loss)
-        task.learn(loss)
-        return Learned(n_rows, n_units, n_units, 1)
-    # the rows that run backward: those with a kept unit, or all when the task's own loss needs them
-    row_kept = sel.keep.reshape(n_rows, -1).any(1)
-    if task.own_loss_rows == "all":
-        row_kept = torch.ones_like(row_kept)
-    idx = row_kept.nonzero()[:, 0]
-    rows = idx.numel()
-    if rows == 0:
-        return Learned()
-    kept_units, est = int(sel.keep.sum()), method.estimator
-    logp_old, reforward = batch.logp, 0
-    if refresh_old and est.ratio_based:
-        with torch.no_grad():  # float(): a bf16 screen may have returned bf16 log pi
-            logp_old = batch.logp.float()
-            logp_old[idx] = task.logp(batch, idx).float()
-        reforward = rows
-    steps = 0
-    for _ in range(est.epochs):
-        order = idx[torch.randperm(rows, device=idx.device)] if est.minibatches > 1 else idx
-        for mb in order.chunk(est.minibatches):  # at most `minibatches`: fewer when rows are few
-            steps += 1
-            logp = task.logp(batch, mb)  # the compacted forward pass, with autograd
-            share = mb.numel() / rows  # of the step's rows: a minibatch's loss is divided by its share
-            loss = method.loss(sel.coef[mb], logp, logp_old[mb]).sum() / (n_units * share)
-            loss = loss + _own_loss(task, batch, mb, n_rows * share)
-            if guard:
-                guard.watch("loss", loss)
-            task.learn(loss)
-    return Learned(rows * est.epochs, kept_units * est.epochs, kept_units, steps, reforward + rows * est.epochs)
-
-
-def _own_loss(task: Task, batch: Batch, rows: torch.Tensor, count: float) -> torch.Tensor | float:
-    """The task's own loss on these rows, divided like the estimator's terms (0 when it has none)."""
-    terms = task.own_loss(batch, rows)
-    return 0.0 if terms is None else terms.sum() / count
+    return backward(sel, lambda rows: task.logp(batch, rows), task.learn, (method or PLAIN).estimator,
+                    logp_old=batch.logp, logp_grad=batch.logp_grad,
+                    own_loss=lambda rows: task.own_loss(batch, rows), all_rows=task.own_loss_rows == "all",
+                    refresh_old=refresh_old, watch=guard.watch if guard else None)
 
 
 class StalePolicy:

@@ -7,11 +7,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from hydra import compose, initialize_config_module
-
-from kondo_bench.config import register
-
-register()
+from kondo_bench.compose import compose
 REPO = Path(__file__).resolve().parents[1]
 SHARED_MNIST = REPO.parent / "shared" / "data" / "mnist"  # the test pair only: the fallback
 SHARED_MNIST_FULL = REPO.parent / "shared" / "data" / "mnist-full"  # all four files: the default
@@ -19,8 +15,7 @@ SHARED_MNIST_FULL = REPO.parent / "shared" / "data" / "mnist-full"  # all four f
 
 def make_cfg(*overrides: str):
     """The real composed config, with overrides, as the CLI would build it."""
-    with initialize_config_module("kondo_bench.conf", version_base="1.3"):
-        return compose("config", overrides=list(overrides))
+    return compose(overrides)
 
 
 def kb(*args: str, cwd, timeout: int = 240) -> subprocess.CompletedProcess:

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from conftest import kb, make_cfg, needs_mnist
-from kondo_bench.config import validate
+from kondo_bench.validation import validate
 from kondo_bench.errors import UserError
 from kondo_bench.methods import Method
 from kondo_bench.results import RunWriter

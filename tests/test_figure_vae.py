@@ -12,7 +12,7 @@ import pytest
 from conftest import make_cfg
 from kondo_bench import figures
 from kondo_bench.figures import common, vae_anneal
-from kondo_bench.config import validate
+from kondo_bench.validation import validate
 
 NAMES = ("vae_linear", "vae_anneal", "vae_gate")
 

@@ -1,14 +1,13 @@
-"""One place per task: config.TASKS gives the schema and the class; figures and plots ask the task."""
+"""One place per task: tasks.TASKS names the class and its schema; figures and plots ask the task."""
 
 import pytest
 import torch
 
 from conftest import make_cfg
-from kondo_bench.config import TASKS
 from kondo_bench.errors import UserError
 from kondo_bench.figures import Budget, Scale, default_budget
 from kondo_bench.plots import quality_label
-from kondo_bench.tasks import make_task, task_class
+from kondo_bench.tasks import TASKS, make_task, task_class
 
 
 def test_every_registered_task_has_a_yaml_and_a_class():
@@ -34,3 +33,15 @@ def test_a_scale_without_a_task_budget_uses_the_task_config():
 def test_quality_labels_come_from_the_tasks():
     assert quality_label("expected_error") == "sequence error 1 − E[R]" and quality_label("greedy_error") == "greedy error"
     assert quality_label("seq_error") == "sequence error (sampled)"
+
+
+def test_tasks_do_not_import_the_common_config():
+    """The tasks and their schemas stand alone: config imports tasks (to register their schemas), never
+    the other way round."""
+    import subprocess
+    import sys
+
+    code = ("import sys, kondo_bench.tasks, kondo_bench.tasks.reversal, kondo_bench.tasks.reversal_config; "
+            "print('kondo_bench.config' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -10,7 +10,7 @@ import torch
 from omegaconf import OmegaConf
 
 from conftest import REPO, kb, make_cfg, sigterm_at_evaluation
-from kondo_bench.config import ReversalConfig
+from kondo_bench.tasks.reversal_config import ReversalConfig
 from kondo_bench.errors import UserError
 from kondo_bench.methods import Method, topk_gate
 from kondo_bench.tasks import draw
@@ -178,7 +178,7 @@ def test_sequence_gate_keep_rate_is_the_share_of_answers(tmp_path):
     (("task=reversal", "method=dgk", "keep_rate=0.1", "method.unit_reduce=sum"), "method.unit=sequence"),
 ])
 def test_sequence_gate_refused_where_it_would_mean_nothing(overrides, needle):
-    from kondo_bench.config import validate
+    from kondo_bench.validation import validate
 
     with pytest.raises(UserError, match=needle):
         validate(make_cfg(*overrides))

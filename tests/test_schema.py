@@ -10,6 +10,7 @@ must exit 2 with one line on stderr before any folder exists.
 import copy
 import dataclasses
 import functools
+import importlib
 import math
 from pathlib import Path
 
@@ -17,8 +18,9 @@ import pytest
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from conftest import make_cfg
-from kondo_bench import cli, config
+from kondo_bench import cli, config, schema as schema_mod, validation
 from kondo_bench.errors import UserError
+from kondo_bench.tasks import TASKS, task_schema
 
 CONF = Path(config.__file__).parent / "conf"
 NO_NUMBERS = ("logger",)  # groups with no numeric key to push out of range (logger: switches and names)
@@ -45,19 +47,20 @@ def composed(*overrides: str):
 
 
 def schemas() -> list[type]:
-    """Every dataclass config.py defines (the typed config and each group's schema)."""
-    return [v for v in vars(config).values()
-            if isinstance(v, type) and dataclasses.is_dataclass(v) and v.__module__ == config.__name__
-            and v is not config.Range]
+    """Every schema dataclass: the common ones (config.py, schema.py) and each task's, beside it."""
+    modules = [config, schema_mod, *(importlib.import_module(task_schema(t).__module__) for t in TASKS)]
+    return list({v for m in modules for v in vars(m).values()
+                 if isinstance(v, type) and dataclasses.is_dataclass(v) and v.__module__ == m.__name__
+                 and v is not schema_mod.Range})
 
 
 def test_every_numeric_key_declares_a_range_and_a_meaning():
     assert len(schemas()) >= 6
     seen = 0
     for schema in schemas():
-        for name, (kind, valid, means) in config.numeric_fields(schema).items():
+        for name, (kind, valid, means) in schema_mod.numeric_fields(schema).items():
             seen += 1
-            assert isinstance(valid, config.Range), f"{schema.__name__}.{name} has no range: declare it with num()"
+            assert isinstance(valid, schema_mod.Range), f"{schema.__name__}.{name} has no range: declare it with num()"
             assert means, f"{schema.__name__}.{name} does not say what it means"
     assert seen >= 30
 
@@ -65,7 +68,7 @@ def test_every_numeric_key_declares_a_range_and_a_meaning():
 def numeric_keys(node, prefix=""):
     """(dotted key, int | float, Range) of every numeric key of the composed config's typed nodes."""
     schema = OmegaConf.get_type(node)
-    declared = config.numeric_fields(schema) if dataclasses.is_dataclass(schema) else {}
+    declared = schema_mod.numeric_fields(schema) if dataclasses.is_dataclass(schema) else {}
     for key in node:
         value = node[key]
         if isinstance(value, DictConfig):
@@ -75,7 +78,7 @@ def numeric_keys(node, prefix=""):
             yield f"{prefix}{key}", kind, valid, isinstance(value, ListConfig)
 
 
-def bad_values(kind, valid: config.Range) -> list:
+def bad_values(kind, valid: schema_mod.Range) -> list:
     """Just outside each finite bound; for floats also NaN and +-inf."""
     out = []
     step = 1 if kind is int else 0.5
@@ -93,7 +96,7 @@ def test_no_numeric_key_without_its_walk():
     walked = set()
     for group, name in OPTIONS:
         walked |= {key.rsplit(".", 1)[-1] for key, *_ in numeric_keys(composed(*option(group, name)))}
-    declared = {name for s in schemas() for name in config.numeric_fields(s)}
+    declared = {name for s in schemas() for name in schema_mod.numeric_fields(s)}
     assert declared <= walked, f"numeric keys no composed config carries: {declared - walked}"
 
 
@@ -101,7 +104,7 @@ def test_no_numeric_key_without_its_walk():
 def test_schema_walk_refuses_every_value_out_of_range(group, name):
     """Each option's own keys (`task.*` for a task), and the top-level keys once."""
     base = composed(*option(group, name)) if group else composed()
-    config.validate(base)  # the defaults themselves are valid
+    validation.validate(base)  # the defaults themselves are valid
     keys = [k for k in numeric_keys(base) if (k[0].startswith(f"{group}.") if group else "." not in k[0])]
     assert keys
     for key, kind, valid, is_list in keys:
@@ -111,7 +114,7 @@ def test_schema_walk_refuses_every_value_out_of_range(group, name):
             cfg = copy.deepcopy(base)
             OmegaConf.update(cfg, key, [bad] if is_list else bad, merge=False)
             with pytest.raises(UserError) as err:
-                config.validate(cfg)
+                validation.validate(cfg)
             msg = str(err.value)
             assert "\n" not in msg and msg.startswith(f"{key}=") and str(valid) in msg, msg
             assert f"({key}: " in msg  # what the key means

@@ -11,7 +11,7 @@ import torch
 
 from conftest import make_cfg, needs_mnist_full
 from kondo_bench import cli
-from kondo_bench.config import validate
+from kondo_bench.validation import validate
 from kondo_bench.methods import Method
 from kondo_bench.tasks.baselines import grouped_advantage
 from kondo_bench.train import learn_step

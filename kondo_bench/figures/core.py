@@ -30,13 +30,14 @@ def default_budget(task: str) -> Budget:
     """A task's own budget: steps and eval_every of conf/task/<task>.yaml (else its schema's), one seed."""
     import yaml
 
-    from ..config import TASKS, TaskConfig
+    from ..schema import TaskConfig
+    from ..tasks import task_schema
 
     path = Path(__file__).parents[1] / "conf" / "task" / f"{task}.yaml"
     if not path.exists():
         raise UserError(f"no task '{task}': conf/task/ has {', '.join(sorted(p.stem for p in path.parent.glob('*.yaml')))}")
     own = yaml.safe_load(path.read_text()) or {}
-    schema = TASKS.get(own.get("name", task), (TaskConfig, None))[0]()
+    schema = (task_schema(own.get("name", task)) or TaskConfig)()
     return Budget(own.get("steps", schema.steps), own.get("eval_every", schema.eval_every), 1)
 
 

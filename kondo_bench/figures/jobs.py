@@ -72,14 +72,10 @@ def _is_hydra(override: str) -> bool:
 
 def resolved_config(overrides: list[str]) -> str | None:
     """The config a job would run, as its summary records it (canonical JSON)."""
-    from hydra import compose, initialize_config_module
+    from ..compose import compose
 
-    from ..config import register as register_schemas
-
-    register_schemas()
     try:
-        with initialize_config_module("kondo_bench.conf", version_base="1.3"):
-            cfg = compose("config", overrides=[o for o in overrides if not _is_hydra(o)])
+        cfg = compose([o for o in overrides if not _is_hydra(o) or o.startswith("hydra.searchpath=")])
         return _canonical(result_config(cfg))
     except Exception:  # e.g. ${hydra:...} interpolations: fall back to comparing overrides
         return None

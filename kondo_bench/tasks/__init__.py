@@ -71,6 +71,11 @@ class Task:
     quality_log: bool = True  # plot the quality metric on a log axis (False: it can be 0 or negative)
     own_loss_rows: str = "kept"  # rows `own_loss` needs: "kept" (by the gate) or "all"
     checkpoint_attrs: tuple[str, ...] = ()  # extra attributes a checkpoint must carry
+    schema: type | None = None  # its config dataclass (a kondo_bench.schema.TaskConfig subclass)
+
+    @classmethod
+    def validate(cls, cfg) -> None:
+        """The task's own rules beyond one key's range (cfg: the whole config); UserError to refuse."""
 
     @classmethod
     def from_config(cls, cfg, device: torch.device) -> "Task":
@@ -161,25 +166,59 @@ def draw(task: Task, grad: bool, oracle: bool = False) -> Batch:
     return task.act_with_grad() if grad else task.act()
 
 
-def task_class(name: str) -> type[Task]:
-    """The class registered for a task schema name in config.TASKS."""
-    from ..config import TASKS
+# The package's own tasks: name -> (its class, its schema), each "module:Name" imported only when
+# asked. A task of one's own needs no entry: its YAML names its class with `_target_`.
+TASKS = {
+    "bandit": ("kondo_bench.tasks.bandit:BanditTask", "kondo_bench.tasks.bandit_config:BanditConfig"),
+    "mnist": ("kondo_bench.tasks.mnist:MnistTask", "kondo_bench.tasks.mnist_config:MnistConfig"),
+    "reversal": ("kondo_bench.tasks.reversal:ReversalTask", "kondo_bench.tasks.reversal_config:ReversalConfig"),
+    "vae": ("kondo_bench.vae.task:VaeTask", "kondo_bench.vae.config:VaeConfig"),
+}
 
+
+def _load(path: str, what: str):
+    module, _, name = path.replace(":", ".").rpartition(".")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as e:
+        raise UserError(f"cannot import {what} {path!r} ({e}); put its package on PYTHONPATH "
+                        "(e.g. PYTHONPATH=. kondo-bench run ...)") from None
+
+
+def register_builtin_schemas() -> None:
+    """Register the package's task schemas (torch-free modules beside the tasks) with Hydra."""
+    for _, schema in TASKS.values():
+        importlib.import_module(schema.split(":")[0]).register()
+
+
+def task_class(task) -> type[Task]:
+    """The class of a task: its config node's `_target_` (a task of one's own), else the
+    package's task of that name. `task` is the task node, or a name."""
+    target = task.get("_target_") if hasattr(task, "get") else None
+    if target:
+        cls = _load(target, "task._target_")
+        if not (isinstance(cls, type) and issubclass(cls, Task)):
+            raise UserError(f"task._target_={target} is not a kondo_bench.tasks.Task subclass")
+        return cls
+    name = task.get("name") if hasattr(task, "get") else task
     if name not in TASKS:
-        raise UserError(f"unknown task '{name}': use one of {', '.join(f'task={t}' for t in TASKS)}")
-    module, cls = TASKS[name][1].split(":")
-    return getattr(importlib.import_module(module), cls)
+        raise UserError(f"unknown task '{name}': use one of {', '.join(f'task={t}' for t in TASKS)}, "
+                        "or give your task's YAML a _target_ naming its class")
+    return _load(TASKS[name][0], "task")
+
+
+def task_schema(name: str) -> type | None:
+    """The schema dataclass of a package task (None for another name)."""
+    return _load(TASKS[name][1], "task schema") if name in TASKS else None
 
 
 def make_task(cfg, device: torch.device) -> Task:
-    return task_class(cfg.task.name).from_config(cfg, device)
+    return task_class(cfg.task).from_config(cfg, device)
 
 
 @functools.cache
 def quality_labels() -> dict[str, str]:
     """Axis labels of every registered task's metrics, from the tasks themselves."""
-    from ..config import TASKS
-
     labels = {}
     for name in TASKS:
         labels.update(task_class(name).quality_labels)
@@ -189,6 +228,4 @@ def quality_labels() -> dict[str, str]:
 @functools.cache
 def linear_quality() -> frozenset[str]:
     """The quality metrics that plots draw on a linear axis (a VAE's negative ELBO can be negative)."""
-    from ..config import TASKS
-
     return frozenset(task_class(name).quality for name in TASKS if not task_class(name).quality_log)

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 
 from . import Batch, Task, rows_of, sample_categorical
 from .baselines import constant
+from .bandit_config import BanditConfig
 
 
 def misalignment(g: torch.Tensor, g_true: torch.Tensor) -> float:
@@ -55,6 +56,7 @@ class NormalisedStep(torch.optim.Optimizer):
 
 
 class BanditTask(Task):
+    schema = BanditConfig
     checkpoint_attrs = ("_misalign", "_misalign_ce")
     quality_labels = {"error": "error 1 − π(y*)", "misalignment": "misalignment 1 − cos(ĝ, g*)"}
 

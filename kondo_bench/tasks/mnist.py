@@ -16,6 +16,7 @@ from torch import nn
 from ..data import load_mnist
 from . import Batch, Task, rows_of, sample_categorical
 from .baselines import expected_reward
+from .mnist_config import MnistConfig
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +31,7 @@ def mlp(sizes: list[int]) -> nn.Sequential:
 
 
 class MnistTask(Task):
+    schema = MnistConfig
     quality = "test_error"
     quality_labels = {"test_error": "test error"}
 

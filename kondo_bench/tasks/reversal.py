@@ -43,7 +43,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import validate_reversal as _validate
+from .reversal_config import ReversalConfig, validate_reversal as _validate
 from ..errors import UserError
 from . import Batch, Task
 from .baselines import grouped_advantage  # noqa: F401  (also imported from here by scripts and tests)
@@ -267,6 +267,11 @@ class ReversalTask(Task):
     quality_labels = {"expected_error": "sequence error 1 − E[R]", "seq_error": "sequence error (sampled)"}
     checkpoint_attrs = ("train_reward", "train_episodes", "eval_rng")
     units_per_row = "many"  # H answer tokens: method.unit=sequence gates whole answers
+    schema = ReversalConfig
+
+    @classmethod
+    def validate(cls, cfg) -> None:
+        _validate(cfg.task)
 
     def __init__(self, cfg, device: torch.device):
         self.cfg, self.device = cfg, device

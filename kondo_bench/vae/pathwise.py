@@ -30,7 +30,7 @@ import math
 
 import torch
 
-from ..methods import Selection
+from ..core import Learned, Selection
 from ..tasks import Batch
 from ..tasks.baselines import leave_one_out
 from .model import scale_grad
@@ -94,8 +94,6 @@ def loss(task, x: torch.Tensor, step: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 def step(task, step: int, timer, guard):
     """One optimiser step of encoder and decoder(s); returns what the loop accounts."""
-    from ..train import Learned
-
     with timer.phase("act"):
         total, reward = loss(task, task.draw_images(), step)
     with timer.phase("learn"):

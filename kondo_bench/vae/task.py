@@ -34,7 +34,8 @@ import logging
 
 import torch
 
-from ..config import CodeUnit, resolve_into
+from ..config import resolve_estimator, resolve_gate
+from .config import CodeUnit, VaeConfig, resolve_into, validate_vae
 from ..data import load_mnist
 from ..methods import Method
 from . import pathwise
@@ -59,7 +60,12 @@ class VaeTask(Task):
                       "test_kl": "test KL (nats)", "encoder_grad_var": "encoder gradient variance (trace)",
                       "encoder_grad_rel_var": "encoder gradient variance / ||mean||²"}
     quality_log = False  # the linear decoder's Gaussian density can make it negative
+    schema = VaeConfig
     units_per_row = "many"  # with task.unit=latent a row holds D units, which method.unit=sequence gates whole
+
+    @classmethod
+    def validate(cls, cfg) -> None:
+        validate_vae(cfg, resolve_estimator(cfg), resolve_gate(cfg))
 
     @classmethod
     def from_config(cls, cfg, device: torch.device, pixels: tuple | None = None) -> "VaeTask":
