@@ -138,3 +138,14 @@ def test_gains_against_difficulty_compare_each_series_with_pg_where_both_solved(
     assert pd.isna(t.loc[("DG-K", 8), "speedup_c4"])  # PG did not solve H = 8: no ratio
     text = markdown(t.reset_index())
     assert text.splitlines()[0].startswith("| series | H | solved |") and "| – |" in text
+
+
+def test_a_dry_run_lists_each_searching_sweeps_next_jobs_and_sweep_picks_some(tmp_path, capsys):
+    from kondo_bench.cli import main
+
+    assert main(["figures", "--scale", "paper", "--only", "hstar", "--seeds", "1", "--sweep", "hstar-dg",
+                 "--sweep", "hstar-pm*", "--dry-run", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "hstar-dg: next seed=0,task.horizon=4" in out and "hstar-pmpo: next seed=0,task.horizon=4" in out
+    assert "hstar-dgk-price0" not in out and "hstar-ppo" not in out
+    assert "2 jobs, 0 done, 2 to run" in out  # DG and PMPO, seed 0 only

@@ -79,6 +79,9 @@ def main(argv: list[str], figures: dict[str, Figure]) -> int:
     parser.add_argument("--seeds", type=int, default=None, metavar="N", help="run and draw only the first N seeds "
                         "of each sweep at this scale (build a big figure up over sessions: a later run without it "
                         "finds these jobs done)")
+    parser.add_argument("--sweep", action="append", metavar="GLOB", help="only the sweeps whose name matches "
+                        "(repeatable), e.g. --sweep 'hstar-dgk-*': two commands over disjoint sweeps keep two cores "
+                        "busy where each sweep runs one job at a time")
     parser.add_argument("--verbose", "-v", action="store_true", help="show the runs' full output")
     parser.add_argument("overrides", nargs="*", help="extra KEY=VALUE for every job, e.g. hydra/launcher=joblib")
     try:
@@ -99,7 +102,10 @@ def main(argv: list[str], figures: dict[str, Figure]) -> int:
     figs = [figures[name] for name in args.only or list(figures)]
     if args.redraw:
         return redraw(figs, scale, out)
-    plans = {f.name: plan_sweeps(f, scale, out, extra) for f in figs}
+    def plan(fig: Figure) -> list[Plan]:  # --sweep: only the sweeps named (e.g. two commands on two cores)
+        return plan_sweeps(fig, scale, out, extra, args.sweep)
+
+    plans = {f.name: plan(f) for f in figs}
     jobs = {j.folder: j for ps in plans.values() for p in ps for j in p.jobs}  # figures share sweeps
     skipped = sum(is_done(j, extra) for j in jobs.values())
     if args.dry_run:
@@ -114,7 +120,7 @@ def main(argv: list[str], figures: dict[str, Figure]) -> int:
         failed += f
         # a searching figure (H*): each stage's finished jobs propose the next; go on until none does
         while not args.no_launch and not f and any(p.sweep.select for p in plans[fig.name]):
-            plans[fig.name] = plan_sweeps(fig, scale, out, extra)
+            plans[fig.name] = plan(fig)
             new = {j.folder: j for p in plans[fig.name] for j in p.jobs if not is_done(j, extra)}
             if not new:
                 break

@@ -12,6 +12,7 @@ folders are recorded in that file, so the next session, on any machine, skips th
 
 from __future__ import annotations
 
+import fnmatch
 import functools
 import itertools
 import json
@@ -205,13 +206,16 @@ class Plan:
     store: Path  # the sweep's finished/ file
 
 
-def plan_sweeps(fig: Figure, scale: Scale, out: Path, extra: list[str]) -> list[Plan]:
-    """Every job of a figure's sweeps, with its folder, config and record; says how many are done."""
+def plan_sweeps(fig: Figure, scale: Scale, out: Path, extra: list[str], only: list[str] | None = None) -> list[Plan]:
+    """Every job of a figure's sweeps (those matching a glob of `only`, when given), with its
+    folder, config and record; says how many are done."""
     plans = []
     # Folders are named by what varies in the whole sweep, so the jobs of a run capped by
     # `--seeds N` (even N = 1) have the folders and records of the same jobs run uncapped.
     full = {sw.name: sw for sw in fig.sweeps(replace(scale, max_seeds=None))}
     for sweep in fig.sweeps(scale):
+        if only and not any(fnmatch.fnmatch(sweep.name, g) for g in only):
+            continue
         grid, _ = expand(sweep.overrides)
         _, constant = expand(full.get(sweep.name, sweep).overrides)
         exclude = constant + [o.key_or_group for o in _parse(extra)]
