@@ -10,46 +10,29 @@ tie several keys together in validation.py.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum
 from typing import Any, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
+from .core import PRESETS as CORE_PRESETS
 from .core.signals import KeptWeight, Reduce, Signal, Ties, Unit
 from .schema import num
 
 
-class Estimator(str, Enum):
-    """What turns the screen's tensors into per-unit loss terms (kondo_bench/methods.py)."""
-
-    pg = "pg"  # U grad log pi: REINFORCE with the task's baseline
-    dg = "dg"  # sigma(chi / eta) U grad log pi, the weight detached
-    ppo = "ppo"  # clipped ratio surrogate, several epochs and minibatches per batch
-    pmpo = "pmpo"  # preferred up (alpha), rejected down (1 - alpha), each group averaged
-    ce = "ce"  # -log pi(y|x) on the true label: the supervised oracle
-    # pathwise VAE encoder estimators: differentiate through the sample (kondo_bench/vae/pathwise.py)
-    reparam = "reparam"  # Gaussian latents: z = mu + sigma * eps
-    gumbel = "gumbel"  # categorical latents: Gumbel-Softmax, relaxed or straight-through
-    silent = "silent"  # a linear decoder's closed-form gradient, annealed into a stochastic estimator
-
-
-class Gate(str, Enum):
-    """Which units earn a backward pass; any estimator can run through any gate."""
-
-    none = "none"  # every unit (pg, dg, ppo, pmpo, ce presets)
-    auto = "auto"  # `topk` when keep_rate is set, else `price`
-    price = "price"  # Bernoulli on sigma((chi - price) / eta)
-    quantile = "quantile"  # the same, with the price set per batch so that keep_rate passes
-    topk = "topk"  # deterministic top-rho cut of the official code
+PATHWISE = ("reparam", "gumbel", "silent")  # VAE encoder estimators with no score-function term to screen or gate
 
 
 @dataclass
 class MethodConfig:
     name: str = MISSING  # the preset: pg | dg | dgk | ppo | pmpo | ce; the results' `method` column
-    estimator: Optional[Estimator] = None  # per-unit loss terms; None: the preset's (dgk: pg)
+    # per-unit loss terms: a registered estimator (pg, dg, ppo, pmpo, ce; kondo_bench/core/estimators.py) or
+    # one's own by import path (package.module.Class); None: the preset's (dgk: pg)
+    estimator: Optional[str] = None
     eta: float = num(1.0, ">= 0", "temperature of sigma(chi / eta); 0 is the hard step 1{chi > 0}")
-    gate: Gate = Gate.none  # dgk: auto
+    # which units earn a backward pass: none | price | quantile | topk (kondo_bench/core/gates.py), auto (topk
+    # with keep_rate, else price; dgk's), or one's own by import path
+    gate: str = "none"
     kept_weight: KeptWeight = KeptWeight.one  # dg: kept units carry DG's weight (= estimator=dg)
     ties: Ties = Ties.random
     unit: Unit = Unit.token  # sequence: whole rows ranked or priced, kept or skipped together
@@ -100,12 +83,12 @@ class Config:
                                         "is below this: status solved; e.g. 0.25 for reward > 0.75 on reversal")
 
 
-# Each `method=` preset is an estimator through a gate; `dgk` is PG's terms on the units a
-# delight-screening gate keeps (the paper's DG-K), so the results' `method` column stays `dgk`.
-PRESETS = {"pg": Estimator.pg, "dg": Estimator.dg, "dgk": Estimator.pg, "ppo": Estimator.ppo,
-           "pmpo": Estimator.pmpo, "ce": Estimator.ce,
-           "reparam": Estimator.reparam, "gumbel": Estimator.gumbel, "silent": Estimator.silent}
+# Each `method=` preset names an estimator (and dgk a gate, kondo_bench/core/select.py); the
+# results' `method` column is the preset's name, so `dgk` stays `dgk`.
+PRESETS = {**{name: est for name, (est, _) in CORE_PRESETS.items()}, **{name: name for name in PATHWISE}}
 METHODS = tuple(PRESETS)
+
+
 def register() -> None:
     """Register the schemas so that conf/*.yaml can extend them."""
     cs = ConfigStore.instance()
@@ -122,17 +105,13 @@ def register() -> None:
 def resolve_estimator(cfg) -> str:
     """The estimator a run uses: method.estimator, else the preset's; kept_weight=dg is DG's."""
     m = cfg.method
-    est = Estimator(m.estimator) if m.estimator is not None else PRESETS.get(m.name, Estimator.pg)
-    if KeptWeight(m.kept_weight) is KeptWeight.dg and est is Estimator.pg:
-        return Estimator.dg.value
-    return est.value
+    est = m.estimator if m.estimator is not None else PRESETS.get(m.name, "pg")
+    return "dg" if KeptWeight(m.kept_weight) is KeptWeight.dg and est == "pg" else est
 
 
 def resolve_gate(cfg) -> str:
-    """The gate a run uses: none | price | quantile | topk (`auto`: topk with keep_rate, else price)."""
-    gate = Gate(cfg.method.gate)
-    if gate is Gate.auto:
+    """The gate a run uses: method.gate (`auto`: topk with keep_rate, else price)."""
+    gate = cfg.method.gate
+    if gate == "auto":
         return "topk" if cfg.keep_rate is not None else "price"
-    return gate.value
-
-
+    return gate

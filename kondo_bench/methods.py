@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 
 from .config import resolve_estimator, resolve_gate
-from .vae.config import PATHWISE
+from .config import PATHWISE
 from .core import (Estimator, Method as CoreMethod, Selection, delight, price_for_keep_rate, register_estimator,
                    screening_score, sigmoid_weight, topk_gate)
 
@@ -32,8 +32,17 @@ class Pathwise(Estimator):
         raise TypeError(f"the {self.name} estimator has no score-function terms: the task's pathwise_step trains it")
 
 
+class Silent(Pathwise):
+    """method=silent: what it anneals into (method.into=dg) reads DG's eta and delight noise."""
+
+    @classmethod
+    def reads(cls, knob, method):
+        into = method.get("into")
+        return knob in ("eta", "delight_noise") and getattr(into, "value", into) == "dg"
+
+
 for _name in PATHWISE:
-    register_estimator(_name)(type(f"Pathwise_{_name}", (Pathwise,), {}))
+    register_estimator(_name)(Silent if _name == "silent" else type(f"Pathwise_{_name}", (Pathwise,), {}))
 
 
 class Method(CoreMethod):

@@ -95,6 +95,11 @@ ADDED_KEYS = {
     "method.unit": "token",
     "method.unit_reduce": "mean",
 }
+# Keys added to one task's schema: (task.name, key) -> the value runs before them had.
+TASK_ADDED_KEYS = {
+    ("mnist", "model"): None,  # the network as a config axis; null is the task's own MLP
+    ("reversal", "model"): None,  # null is the task's own transformer
+}
 
 
 def upgraded(stored: dict) -> dict:
@@ -116,7 +121,7 @@ def upgraded(stored: dict) -> dict:
             return stored
         gate = method.get("gate") if method.get("name") == "dgk" else "none"
         device = {"deterministic": True, **(stored.get("device") or {})}
-        stored = {**stored, "method": {**method, "estimator": PRESETS[method["name"]].value, "gate": gate},
+        stored = {**stored, "method": {**method, "estimator": PRESETS[method["name"]], "gate": gate},
                   "device": device}
     for key, value in ADDED_KEYS.items():
         if "." not in key:
@@ -126,6 +131,11 @@ def upgraded(stored: dict) -> dict:
         node = stored.get(group)
         if isinstance(node, dict) and name not in node:
             stored = {**stored, group: {**node, name: value}}
+    task = stored.get("task")
+    for (task_name, name), value in TASK_ADDED_KEYS.items():
+        if isinstance(task, dict) and task.get("name") == task_name and name not in task:
+            task = {**task, name: value}
+            stored = {**stored, "task": task}
     return stored
 
 

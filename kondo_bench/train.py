@@ -33,7 +33,7 @@ from .accounting import Counters, PhaseTimer
 from .config import resolve_estimator, resolve_gate
 from .validation import validate
 from .errors import UserError
-from .core import Learned, Selection, backward
+from .core import Learned, Selection, backward, gate_class
 from .methods import Method
 from .reliability import (FolderLock, NumericsError, NumericsGuard, StopFlag, load_checkpoint,
                           remove_stale_temporaries, result_config, rng_state, save_checkpoint, set_rng_state,
@@ -283,8 +283,8 @@ def _run_locked(cfg, out_dir, device: torch.device, task_config: str | None = No
     writer = RunWriter(out_dir, kept_rows)
     (Path(out_dir) / SUMMARY).unlink(missing_ok=True)  # a rerun is incomplete until it finishes
     gate = resolve_gate(cfg)
-    knob = {"price": f" price={cfg.price}", "quantile": f" keep_rate={cfg.keep_rate}",
-            "topk": f" keep_rate={cfg.keep_rate}"}.get(gate, "")  # only what this gate uses
+    gate_knobs = gate_class(gate).knobs
+    knob = "".join(f" {k}={cfg[k]}" for k in ("price", "keep_rate") if k in gate_knobs)  # only what this gate uses
     # the task config's name (`bandit_multi`) tells the two bandits apart; task.name (`bandit`
     # for both) stays the `task` column of the tables
     task_name = task_config or cfg.task.name
@@ -303,8 +303,8 @@ def _run_locked(cfg, out_dir, device: torch.device, task_config: str | None = No
         "status": result["status"], "error": result["error"], "stop_reason": result["stop_reason"],
         "task": cfg.task.name, "task_config": task_name, "method": method.name,
         "estimator": resolve_estimator(cfg), "gate": gate,
-        "price": cfg.price if gate == "price" else None,
-        "keep_rate": cfg.keep_rate if gate in ("quantile", "topk") else None,
+        "price": cfg.price if "price" in gate_knobs else None,
+        "keep_rate": cfg.keep_rate if "keep_rate" in gate_knobs else None,
         "eta": cfg.method.eta, "seed": cfg.seed, "cost_ratio": cfg.cost_ratio,
         "device": str(device), "steps_planned": cfg.task.steps,
         "resumed_from_step": checkpoint["step"] if checkpoint else None,

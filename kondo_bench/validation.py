@@ -11,11 +11,12 @@ from __future__ import annotations
 from omegaconf import OmegaConf, open_dict
 from omegaconf.errors import OmegaConfBaseException
 
-from .config import METHODS, Unit, resolve_estimator, resolve_gate
+from .config import METHODS, PATHWISE, Unit, resolve_estimator, resolve_gate
+from . import methods  # noqa: F401  (registers the pathwise estimators)
+from .core import estimator_class, gate_class
 from .errors import UserError
 from .knobs import refuse_ignored_knobs
 from .schema import check_ranges, need
-from .vae.config import PATHWISE
 
 
 def validate(cfg) -> None:
@@ -24,7 +25,9 @@ def validate(cfg) -> None:
 
     cls = task_class(cfg.task)
     type_task(cfg, cls)
-    need(cfg.method.name in METHODS, f"unknown method '{cfg.method.name}': use one of {', '.join(METHODS)}")
+    need(cfg.method.name in METHODS or cfg.method.estimator is not None,
+         f"unknown method '{cfg.method.name}': use one of {', '.join(METHODS)}, or name its estimator "
+         "(method.estimator=...)")
     check_ranges(cfg)
     need(cfg.checkpoint_every % cfg.task.eval_every == 0,
          f"checkpoint_every must be a multiple of task.eval_every ({cfg.task.eval_every}), or 0 for none "
@@ -34,7 +37,13 @@ def validate(cfg) -> None:
     need(cfg.logger.wandb_mode in (None, "online", "offline"),
          f"logger.wandb_mode must be online, offline or null (got '{cfg.logger.wandb_mode}')")
     gate = resolve_gate(cfg)
-    if gate in ("quantile", "topk"):
+    for kind, name, find in (("method.gate", gate, gate_class), ("method.estimator", resolve_estimator(cfg),
+                                                                  estimator_class)):
+        try:
+            find(name)
+        except ValueError as e:
+            raise UserError(f"{kind}={name}: {e}") from None
+    if gate_class(gate).fixed_rate:
         need(cfg.keep_rate is not None, f"method.gate={gate} needs keep_rate, e.g. keep_rate=0.03")
     estimator = resolve_estimator(cfg)
     need(estimator not in PATHWISE or (gate == "none" and cfg.keep_rate is None and cfg.price == 0),

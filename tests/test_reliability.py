@@ -9,6 +9,8 @@ import subprocess
 import sys
 import time
 
+from pathlib import Path
+
 import pytest
 
 from conftest import kb, make_cfg, needs_mnist, sigterm_at_evaluation
@@ -119,16 +121,24 @@ def test_unwritable_result_folder_is_refused_at_start(tmp_path):
     assert res.returncode == 2 and "is not a folder" in res.stderr and "Traceback" not in res.stderr
 
 
-@pytest.mark.parametrize("sweep", ["mnist-ungated", "mnist-dgk-keep3", "mnist-dgk-prices"])
-def test_committed_results_still_count_as_the_same_computation(sweep):
-    """A key added to the schema must not turn committed finished runs into unfinished ones: a
-    stored config lacking it is read with the value that reproduces it (reliability.ADDED_KEYS)."""
-    from conftest import REPO
+COMMITTED = sorted((Path(__file__).parents[1] / "results" / "figures").glob("*/finished/*.jsonl"))
+
+
+@pytest.mark.parametrize("store", COMMITTED, ids=lambda p: f"{p.parents[1].name}/{p.stem}")
+def test_committed_results_still_count_as_the_same_computation(store):
+    """A key added to the schema or moved must not turn committed finished runs into unfinished
+    ones: a stored config is read in today's keys (reliability.upgraded), and equals the config
+    its overrides compose today. One record of every committed store (its jobs differ in values only)."""
     from kondo_bench.figures.store import read_store
     from kondo_bench.reliability import result_config, upgraded
 
-    record = min(read_store(REPO / "results/figures/paper/finished" / f"{sweep}.jsonl").items())[1]  # a committed job
+    records = [r for _, r in sorted(read_store(store).items())]
+    record = next((r for r in records if (r["summary"].get("result_config") or {}).get("method", {}).get("estimator")
+                   or (r["summary"].get("result_config") or {}).get("method", {}).get("name") != "ppo"), None)
+    if record is None:
+        pytest.skip("PPO runs from before the estimator split are run again by design")
     stored, overrides = record["summary"]["result_config"], record["overrides"]
     today = result_config(make_cfg(*overrides))
-    today["task"]["data_root"] = stored["task"]["data_root"]  # where the data was is not the computation
+    if "data_root" in stored.get("task", {}):
+        today["task"]["data_root"] = stored["task"]["data_root"]  # where the data was is not the computation
     assert upgraded(stored) == today

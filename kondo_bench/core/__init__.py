@@ -11,8 +11,9 @@ The runner (`kondo-bench run`) calls this same code.
 """
 
 from .backward import Learned, backward, optimizer_step
-from .estimators import CE, DG, ESTIMATORS, PG, PMPO, PPO, Estimator, make_estimator, register_estimator
-from .gates import (GATES, Gate, PriceGate, QuantileGate, TopKGate, make_gate, price_for_keep_rate, price_gate,
+from .estimators import (CE, DG, ESTIMATORS, PG, PMPO, PPO, Estimator, estimator_class, make_estimator,
+                         register_estimator)
+from .gates import (GATES, Gate, PriceGate, QuantileGate, TopKGate, gate_class, make_gate, price_for_keep_rate, price_gate,
                     register_gate, topk_count, topk_gate)
 from .select import PRESETS, Method, Selection
 from .signals import (KeptWeight, Reduce, Signal, Ties, Unit, delight, screening_score, sequence_score,
@@ -20,8 +21,8 @@ from .signals import (KeptWeight, Reduce, Signal, Ties, Unit, delight, screening
 
 __all__ = [
     "Learned", "backward", "optimizer_step",
-    "CE", "DG", "ESTIMATORS", "PG", "PMPO", "PPO", "Estimator", "make_estimator", "register_estimator",
-    "GATES", "Gate", "PriceGate", "QuantileGate", "TopKGate", "make_gate", "price_for_keep_rate", "price_gate",
+    "CE", "DG", "ESTIMATORS", "PG", "PMPO", "PPO", "Estimator", "estimator_class", "make_estimator", "register_estimator",
+    "GATES", "Gate", "PriceGate", "QuantileGate", "TopKGate", "gate_class", "make_gate", "price_for_keep_rate", "price_gate",
     "register_gate", "topk_count", "topk_gate",
     "PRESETS", "Method", "Selection",
     "KeptWeight", "Reduce", "Signal", "Ties", "Unit", "delight", "screening_score", "sequence_score",

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import torch
 
+from .registry import lookup
 from .signals import sigmoid_weight
 
 ESTIMATORS: dict[str, type["Estimator"]] = {}
@@ -42,6 +43,12 @@ class Estimator:
     supervised = False  # acts with the true label (the oracle)
     pathwise = False  # differentiates through the sample: a step kind of its own, not screen-gate-learn
     uses_delight = False  # its coefficient reads chi (so delight noise reaches it)
+
+    @classmethod
+    def reads(cls, knob: str, method) -> bool:
+        """Does this estimator read `knob` under the method config `method` (a mapping)? The
+        "a knob this pair ignores is an error" rule is derived from this."""
+        return knob in cls.knobs
 
     def coef(self, advantage: torch.Tensor, logp: torch.Tensor, chi: torch.Tensor) -> torch.Tensor:
         return advantage
@@ -113,9 +120,13 @@ class PPO(Estimator):
         return -surrogate + self.kl * kl
 
 
+def estimator_class(name: str) -> type[Estimator]:
+    """A registered estimator's class, or one named by its import path ("package.module.Class")."""
+    return lookup(ESTIMATORS, name, Estimator, "estimator")
+
+
 def make_estimator(name: str, **knobs) -> Estimator:
-    """The estimator registered as `name`, given the knobs it declares (others are ignored)."""
-    if name not in ESTIMATORS:
-        raise ValueError(f"unknown estimator {name!r}: one of {', '.join(ESTIMATORS)}")
-    cls = ESTIMATORS[name]
+    """The estimator registered as `name` (or at that import path), given the knobs it declares
+    (others are ignored)."""
+    cls = estimator_class(name)
     return cls(**{k: v for k, v in knobs.items() if k in cls.knobs})

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import torch
 
+from .registry import lookup
 from .signals import Ties, sigmoid_weight
 
 GATES: dict[str, type["Gate"]] = {}
@@ -80,6 +81,11 @@ class Gate:
     knobs: tuple[str, ...] = ()  # config keys read (constructor keywords): price, keep_rate, eta, ties
     fixed_rate: bool = False  # keeps a set fraction: needs keep_rate (and may round it, see `exact_k`)
 
+    @classmethod
+    def reads(cls, knob: str, method) -> bool:
+        """Does this gate read `knob` under the method config `method` (a mapping)?"""
+        return knob in cls.knobs
+
     def keep(self, score: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | float | None]:
         return torch.ones_like(score, dtype=torch.bool), None
 
@@ -111,6 +117,10 @@ class QuantileGate(Gate):
     def __init__(self, keep_rate: float, eta: float = 1.0, ties: Ties | str = Ties.random):
         self.keep_rate, self.eta, self.ties = keep_rate, eta, Ties(ties)
 
+    @classmethod
+    def reads(cls, knob, method):
+        return knob in ("keep_rate", "eta") or knob == "ties" and method["eta"] == 0  # ties: its eta = 0 limit
+
     def keep(self, score):
         if self.eta == 0:
             return topk_gate(score, self.keep_rate, self.ties), None
@@ -137,12 +147,15 @@ class TopKGate(Gate):
         return True
 
 
+def gate_class(name: str) -> type[Gate]:
+    """A registered gate's class, or one named by its import path ("package.module.Class")."""
+    return lookup(GATES, name, Gate, "gate")
+
+
 def make_gate(name: str, **knobs) -> Gate:
     """The gate registered as `name`, given the knobs it declares (others are ignored);
     `auto` is topk when keep_rate is set, else price."""
     if name == "auto":
         name = "topk" if knobs.get("keep_rate") is not None else "price"
-    if name not in GATES:
-        raise ValueError(f"unknown gate {name!r}: one of {', '.join(GATES)}")
-    cls = GATES[name]
+    cls = gate_class(name)
     return cls(**{k: v for k, v in knobs.items() if k in cls.knobs})

@@ -14,24 +14,24 @@ import torch
 from torch import nn
 
 from ..data import load_mnist
+from ..models import MLP, build_model
 from . import Batch, Task, rows_of, sample_categorical
 from .baselines import expected_reward
-from .mnist_config import MnistConfig
+from .mnist_config import MnistConfig, validate_mnist
 
 log = logging.getLogger(__name__)
 
 
 def mlp(sizes: list[int]) -> nn.Sequential:
-    layers: list[nn.Module] = []
-    for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
-        layers.append(nn.Linear(a, b))
-        if i < len(sizes) - 2:
-            layers.append(nn.ReLU())
-    return nn.Sequential(*layers)
+    return MLP(sizes[0], sizes[-1], sizes[1:-1])
 
 
 class MnistTask(Task):
     schema = MnistConfig
+
+    @classmethod
+    def validate(cls, cfg) -> None:
+        validate_mnist(cfg)
     quality = "test_error"
     quality_labels = {"test_error": "test error"}
 
@@ -50,7 +50,8 @@ class MnistTask(Task):
         self.x, self.y = images(data.train_images), torch.as_tensor(data.train_labels, device=device).long()
         self.x_eval = images(data.eval_images)
         self.y_eval = torch.as_tensor(data.eval_labels, device=device).long()
-        self.net = mlp([784, *cfg.hidden, 10]).to(device)
+        self.net = build_model(cfg.get("model"), lambda: mlp([784, *cfg.hidden, 10]),
+                               in_features=784, out_features=10).to(device)
         # fused: one kernel for all parameters instead of a Python loop over them (CPU and CUDA)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=cfg.lr, fused=True)
 

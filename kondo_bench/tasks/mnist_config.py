@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import List, Optional
+from typing import Any, List, Optional
 
-from ..schema import TaskConfig, num
+from ..schema import TaskConfig, need, num
 
 
 @dataclass
@@ -18,7 +18,17 @@ class MnistConfig(TaskConfig):
     data_root: Optional[str] = None  # folder of IDX files; None searches (see README)
     eval_size: int = num(2000, ">= 1", "images held out of the test split when the training files are absent")
     verify_data: bool = True  # check file checksums before use
+    # the policy network by _target_ (kondo_bench/models.py), called with in_features=784, out_features=10;
+    # null: the MLP of task.hidden
+    model: Optional[Any] = None
 
+
+
+def validate_mnist(cfg) -> None:
+    """task.hidden sizes the task's own MLP: with task.model set it would be ignored."""
+    t = cfg.task
+    need(t.model is None or list(t.hidden) == [100, 100],
+         f"task.hidden={list(t.hidden)} is ignored with task.model set: give the sizes in task.model, or drop one")
 
 def register() -> None:
     """Register the schema so that conf/task/mnist.yaml can extend it (/schema/task/mnist)."""

@@ -45,6 +45,7 @@ from torch import nn
 
 from .reversal_config import ReversalConfig, validate_reversal as _validate
 from ..errors import UserError
+from ..models import build_model
 from . import Batch, Task
 from .baselines import grouped_advantage  # noqa: F401  (also imported from here by scripts and tests)
 
@@ -125,7 +126,7 @@ class Block(nn.Module):
 class Transformer(nn.Module):
     """Decoder-only: learned token and position embeddings, pre-LN blocks, a final LayerNorm."""
 
-    def __init__(self, vocab: int, max_len: int, d_model: int, layers: int, heads: int, ffn: int):
+    def __init__(self, vocab: int, max_len: int, d_model: int = 64, layers: int = 3, heads: int = 4, ffn: int = 128):
         super().__init__()
         if d_model % heads:
             raise UserError(f"task.d_model ({d_model}) must be divisible by task.heads ({heads})")
@@ -277,7 +278,9 @@ class ReversalTask(Task):
         self.cfg, self.device = cfg, device
         self.H, self.M, self.S = cfg.horizon, cfg.vocab, cfg.samples_per_prompt
         _validate(cfg)
-        self.net = Transformer(self.M, 2 * self.H, cfg.d_model, cfg.layers, cfg.heads, cfg.ffn).to(device)
+        self.net = build_model(cfg.get("model"), lambda: Transformer(self.M, 2 * self.H, cfg.d_model, cfg.layers,
+                                                                     cfg.heads, cfg.ffn),
+                               vocab=self.M, max_len=2 * self.H).to(device)
         self.optimizer = adam(self.net, cfg.lr)
         # Evaluation draws from its own generator so that the training trajectory does not
         # depend on how often one evaluates.

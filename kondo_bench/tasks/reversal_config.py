@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Optional
 
 from ..schema import TaskConfig, check_ranges, need, num
 
@@ -29,6 +30,9 @@ class ReversalConfig(TaskConfig):
     steps: int = num(1000, ">= 1", "optimiser steps (screened batches)")
     eval_every: int = num(50, ">= 1", "steps between evaluations (and metrics rows)")
     eval_prompts: int = num(200, ">= 1", "fresh prompts per evaluation")
+    # the policy network by _target_ (e.g. kondo_bench.tasks.reversal.Transformer), called with vocab and
+    # max_len (2H); null: the transformer of task.d_model, layers, heads, ffn
+    model: Optional[Any] = None
 
 
 def validate_reversal(cfg) -> None:
@@ -37,6 +41,9 @@ def validate_reversal(cfg) -> None:
 
     need(cfg.variant in VARIANTS, f"unknown task.variant '{cfg.variant}': use one of {', '.join(VARIANTS)}")
     need(cfg.scoring in SCORINGS, f"unknown task.scoring '{cfg.scoring}': use one of {', '.join(SCORINGS)}")
+    own = {k: cfg[k] for k in ("d_model", "layers", "heads", "ffn") if cfg[k] != getattr(ReversalConfig, k)}
+    need(cfg.model is None or not own, f"task.{next(iter(own), '')}={next(iter(own.values()), '')} is ignored with "
+         "task.model set: give the network's sizes in task.model, or drop one")
     need(cfg.d_model % cfg.heads == 0, f"task.d_model ({cfg.d_model}) must be divisible by task.heads ({cfg.heads})")
     need(cfg.batch_size % cfg.samples_per_prompt == 0,
          f"task.batch_size ({cfg.batch_size}) must be a multiple of task.samples_per_prompt "

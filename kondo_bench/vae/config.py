@@ -7,10 +7,9 @@ from enum import Enum
 from typing import List, Optional
 
 from ..core.signals import Unit
-from ..config import MethodConfig
+from ..config import PATHWISE, MethodConfig
 from ..schema import TaskConfig, need, num
 
-PATHWISE = ("reparam", "gumbel", "silent")  # estimators with no score-function term to screen or gate
 
 
 class Latent(str, Enum):
