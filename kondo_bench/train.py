@@ -18,7 +18,7 @@ import random
 import sys
 import time
 from collections import deque
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
@@ -33,32 +33,16 @@ from .accounting import Counters, PhaseTimer
 from .config import resolve_estimator, resolve_gate
 from .validation import validate
 from .errors import UserError
-from .core import Learned, Selection, backward, gate_class
+from .core import Learned, gate_class  # noqa: F401  (Learned: also imported from here)
 from .methods import Method
 from .reliability import (FolderLock, NumericsError, NumericsGuard, StopFlag, load_checkpoint,
                           remove_stale_temporaries, result_config, rng_state, save_checkpoint, set_rng_state,
                           upgraded)
 from .results import SUMMARY, RunWriter, is_finished, read_metrics, read_summary
-from .tasks import Batch, Task, draw, make_task
+from .steps import PathwiseStep, ScoreStep, learn_step  # noqa: F401  (learn_step: also imported from here)
+from .tasks import Task, make_task
 
 log = logging.getLogger(__name__)
-PLAIN = Method("pg")  # one pass, loss -coef * log pi: what every method but PPO uses
-
-
-def learn_step(task: Task, batch: Batch, sel: Selection, method: Method | None = None,
-               guard: NumericsGuard | None = None, refresh_old: bool = False) -> Learned:
-    """The task's step through the core's compacted backward (`kondo_bench.core.backward`):
-    backward passes on the kept rows only, the loss normalised by all screened units.
-
-    `batch.logp_grad` (an ungated step acted with autograd) skips the re-forward; the task's
-    own loss (a decoder's) is added on the same rows, or on all when it needs every row.
-    `refresh_old`: the screen ran in bf16, so a ratio-based estimator recomputes the acting
-    policy's log pi of the kept rows in fp32 first.
-    """
-    return backward(sel, lambda rows: task.logp(batch, rows), task.learn, (method or PLAIN).estimator,
-                    logp_old=batch.logp, logp_grad=batch.logp_grad,
-                    own_loss=lambda rows: task.own_loss(batch, rows), all_rows=task.own_loss_rows == "all",
-                    refresh_old=refresh_old, watch=guard.watch if guard else None)
 
 
 class StalePolicy:
@@ -106,10 +90,8 @@ def train(cfg, task: Task, method: Method, writer: RunWriter, device: torch.devi
     steps, eval_every = cfg.task.steps, cfg.task.eval_every
     counters, timer, guard, stop = Counters(), PhaseTimer(device), NumericsGuard(device), StopFlag()
     stale = StalePolicy(task, cfg.staleness) if cfg.staleness > 0 else None
-    acts_with_grad = not method.gated and stale is None  # else: screen, then re-forward kept rows
-    # speculative screening: a cheaper bf16 forward decides; the kept rows re-run in fp32
-    screen_bf16 = cfg.screen_precision == "bf16" and not acts_with_grad
-    screen_cast = torch.autocast(device.type, dtype=torch.bfloat16) if screen_bf16 else nullcontext()
+    do_step = PathwiseStep(task, timer, guard) if method.pathwise else \
+        ScoreStep(task, method, timer, guard, device, stale, screen_bf16=cfg.screen_precision == "bf16")
     start = 0
     if resume is not None:
         start = resume["step"]
@@ -127,35 +109,24 @@ def train(cfg, task: Task, method: Method, writer: RunWriter, device: torch.devi
             for step in range(start + 1, steps + 1):
                 guard.step = step
                 try:
-                    if method.pathwise:  # through the sample (a VAE's reparam, gumbel, silent): the task's step
-                        batch, sel, learned = task.pathwise_step(step, timer, guard)
-                    else:
-                        with timer.phase("act"), (stale.acting() if stale else nullcontext()), screen_cast:
-                            batch = draw(task, acts_with_grad, oracle=method.supervised)
-                        with timer.phase("screen"):
-                            sel = method.select(batch.advantage, batch.logp)
-                            guard.watch("delight", sel.delight)
-                        if step == start + 1 and (note := method.keep_rate_note(method.gated_units(sel.keep))):
-                            log.warning(note)
-                        with timer.phase("learn"):
-                            learned = learn_step(task, batch, sel, method, guard, refresh_old=screen_bf16)
+                    stepped = do_step(step)  # act-screen-gate-learn, or a pathwise step (steps.py)
                 except RuntimeError:  # e.g. sampling from NaN probabilities: name the cause if numeric
                     guard.check(task.parameters(), {})
                     raise
                 if stale:
                     stale.after_step()
-                counters.record(batch.reward.numel(), learned)
-                interval["reward"] += batch.reward.sum()  # a tensor: no host sync per step
-                interval["screened_units"] += sel.keep.numel()
-                interval["kept_units"] += learned.kept_units
+                counters.record(stepped.reward.numel(), stepped.learned)
+                interval["reward"] += stepped.reward.sum()  # a tensor: no host sync per step
+                interval["screened_units"] += stepped.screened_units
+                interval["kept_units"] += stepped.learned.kept_units
                 interval["steps"] += 1
-                if sel.price is not None:
-                    interval["price"].append(sel.price)
+                if stepped.price is not None:
+                    interval["price"].append(stepped.price)
                 if step % eval_every == 0 or step == steps or stop.signal is not None:
                     with timer.phase("eval"):
                         quality = task.evaluate()
                     guard.check(task.parameters(), quality)
-                    writer.append(_row(step, counters, timer, interval, quality, cfg.cost_ratio, batch.reward.numel()))
+                    writer.append(_row(step, counters, timer, interval, quality, cfg.cost_ratio, stepped.reward.numel()))
                     bar.set_postfix({task.quality: quality.get(task.quality)}, refresh=False)
                     interval = new_interval()
                     if (reason := solved(quality.get(task.quality), cfg.solved_below, task.quality)) is not None:

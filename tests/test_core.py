@@ -7,8 +7,9 @@ import sys
 import torch
 
 from conftest import REPO
-from kondo_bench import core, train
+from kondo_bench import core, steps, train
 from kondo_bench.core import Method, Selection, backward
+from kondo_bench.tasks import Batch
 
 
 def test_core_imports_without_hydra_omegaconf_pandas_matplotlib():
@@ -20,13 +21,13 @@ def test_core_imports_without_hydra_omegaconf_pandas_matplotlib():
 
 def test_runner_learn_step_calls_the_core_backward(monkeypatch):
     calls = []
-    monkeypatch.setattr(train, "backward", lambda *a, **k: calls.append(k) or core.Learned())
+    monkeypatch.setattr(steps, "backward", lambda *a, **k: calls.append(k) or core.Learned())
 
     class T:
         own_loss_rows = "kept"
         learn = logp = own_loss = None
 
-    batch = train.Batch(torch.zeros(3), torch.zeros(3), torch.zeros(3))
+    batch = Batch(torch.zeros(3), torch.zeros(3), torch.zeros(3))
     train.learn_step(T(), batch, Method("pg").select(torch.zeros(3), torch.zeros(3)))
     assert len(calls) == 1
 

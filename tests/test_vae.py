@@ -147,10 +147,15 @@ def test_gate_compaction_equals_the_masked_batch(unit):
     method = task.method
     sel = method.select(batch.advantage, batch.logp)
     rows_kept = sel.keep.reshape(16, -1).any(1)
-    task._capture = []
-    learned = learn_step(task, batch, sel, method)
-    compacted = task._capture[0]
-    task._capture = None
+    params, captured = list(task.vae.encoder.parameters()), []
+
+    def record(loss):  # takes the loss in place of the optimiser step: the encoder's gradient only
+        grads = torch.autograd.grad(loss, params, allow_unused=True)
+        captured.append(torch.cat([(g if g is not None else torch.zeros_like(p)).reshape(-1)
+                                   for g, p in zip(grads, params)]))
+
+    learned = learn_step(task, batch, sel, method, step=record)
+    compacted = captured[0]
     assert learned.backward_rows == int(rows_kept.sum()) and learned.kept_units == int(sel.keep.sum())
     images = batch.data["image"][rows_kept].unique().numel()
     assert seen == [8, images] and images < 8  # act encodes the 8 images; learn only the kept ones
@@ -229,3 +234,17 @@ def test_bad_keys_are_refused_with_one_line(args, message, tmp_path, capsys, mon
     code, out = _cli([*args, "task.steps=2"], capsys)
     assert code == 2 and out.err.count("\n") == 1 and message in out.err, out.err
     assert not list(tmp_path.iterdir())
+
+
+def test_a_pathwise_step_reports_what_it_did_with_no_batch_or_selection():
+    """reparam, gumbel and silent are a step kind of their own (steps.PathwiseStep): the task's step
+    returns its rewards and counts; nothing builds an empty batch or selection for the loop."""
+    from kondo_bench.accounting import PhaseTimer
+    from kondo_bench.reliability import NumericsGuard
+    from kondo_bench.steps import PathwiseStep, Stepped
+
+    task = tiny("method=reparam", "task.latent=gaussian")
+    cpu = torch.device("cpu")
+    out = PathwiseStep(task, PhaseTimer(cpu), NumericsGuard(cpu))(1)
+    assert type(out) is Stepped and out.price is None
+    assert out.screened_units == out.reward.numel() == out.learned.backward_rows == 16

@@ -20,7 +20,8 @@ A task implements four things the training loop calls:
 - `pathwise_step(step, timer, guard)` (optional): a whole training step for an estimator that
   differentiates through the sample (a VAE's reparam, gumbel, silent). Such an estimator has
   no per-sample score term to screen or gate, so the loop hands it the step; the task
-  returns (batch, selection, learned) for the same accounting (kondo_bench/vae/pathwise.py).
+  returns a `steps.Stepped` (rewards, units screened, what it learned) for the same accounting
+  (kondo_bench/steps.py, kondo_bench/vae/pathwise.py).
 - `from_config(cfg, device)` builds the task; the default reads `cfg.task` only, a task whose
   step or metrics depend on the method (the VAE) reads `cfg.method` too.
 """

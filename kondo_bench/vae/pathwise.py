@@ -4,7 +4,7 @@ Why they have a step of their own instead of act-screen-gate-learn: they differe
 *through* the sampled code. The encoder's gradient arrives through the decoder's backward
 pass over every sample, so there is no per-sample score term whose backward pass a gate
 could keep or skip, nothing for a screen to score, and the sampling forward pass must keep
-its graph. The loop (train.py) therefore hands the whole step to `Task.pathwise_step`,
+its graph. The loop (steps.PathwiseStep) therefore hands the whole step to `Task.pathwise_step`,
 which calls `step` below; the config, the counters, the timers, the evaluation, the results
 files, sweeps and plots are the loop's, as for every method.
 
@@ -30,8 +30,8 @@ import math
 
 import torch
 
-from ..core import Learned, Selection
-from ..tasks import Batch
+from ..core import Learned
+from ..steps import Stepped
 from ..tasks.baselines import leave_one_out
 from .model import scale_grad
 
@@ -92,8 +92,8 @@ def loss(task, x: torch.Tensor, step: int) -> tuple[torch.Tensor, torch.Tensor]:
     return sampled + closed + kl, ll.detach()
 
 
-def step(task, step: int, timer, guard):
-    """One optimiser step of encoder and decoder(s); returns what the loop accounts."""
+def step(task, step: int, timer, guard) -> Stepped:
+    """One optimiser step of encoder and decoder(s): every row screened and run backward."""
     with timer.phase("act"):
         total, reward = loss(task, task.draw_images(), step)
     with timer.phase("learn"):
@@ -102,6 +102,4 @@ def step(task, step: int, timer, guard):
         total.backward()
         task.optimizer.step()
     n = reward.numel()
-    zeros = torch.zeros(n, device=reward.device)
-    keep = torch.ones(n, dtype=torch.bool, device=reward.device)
-    return Batch(zeros, zeros, reward), Selection(zeros, keep, zeros, None), Learned(n, n, n, 1)
+    return Stepped(reward, n, Learned(n, n, n, 1))

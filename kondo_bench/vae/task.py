@@ -105,7 +105,6 @@ class VaeTask(Task):
         self.info_ = {**(info or {}), "parameters": sum(p.numel() for p in self.vae.parameters())}
         self._decoder_loss = None  # the decoder's loss on the acted codes, added by the next learn()
         self._cache = None  # (rows, encoder outputs): logp's forward pass, reused by own_loss
-        self._capture = None  # a list while measuring the gradient: learn() records, does not step
 
     # ------------------------------------------------------------ data
     def images(self, idx: torch.Tensor) -> torch.Tensor:
@@ -173,11 +172,6 @@ class VaeTask(Task):
 
     def learn(self, loss: torch.Tensor) -> None:
         """One step of encoder and decoder: the estimator's loss, plus the decoder's on the acted codes."""
-        if self._capture is not None:  # measuring the encoder's gradient: record it, change nothing
-            grads = torch.autograd.grad(loss, list(self.vae.encoder.parameters()), allow_unused=True)
-            self._capture.append(torch.cat([(g if g is not None else torch.zeros_like(p)).reshape(-1)
-                                            for g, p in zip(grads, self.vae.encoder.parameters())]))
-            return
         if self._decoder_loss is not None:
             loss, self._decoder_loss = loss + self._decoder_loss, None
         self._cache = None
@@ -214,16 +208,22 @@ class VaeTask(Task):
             loss, _ = pathwise.loss(self, self.x_var, self.step)
             grads = torch.autograd.grad(loss, list(self.vae.encoder.parameters()))
             return torch.cat([g.reshape(-1) for g in grads])
-        from ..train import learn_step  # the loop's own step, so the measure is the trained estimator
+        from ..steps import learn_step  # the loop's own step, so the measure is the trained estimator
 
-        self._capture, self._cache = [], None
+        params, grads = list(self.vae.encoder.parameters()), []
+
+        def record(loss: torch.Tensor) -> None:  # takes the loss instead of an optimiser step: nothing changes
+            g = torch.autograd.grad(loss, params, allow_unused=True)
+            grads.append(torch.cat([(d if d is not None else torch.zeros_like(p)).reshape(-1) for d, p in zip(g, params)]))
+
+        self._cache = None
         try:
             batch = self.sample_codes(self.x_var, grad=not self.method.gated, train=False)
-            learn_step(self, batch, self.method.select(batch.advantage, batch.logp), self.method)
-            n = sum(p.numel() for p in self.vae.encoder.parameters())
-            return torch.stack(self._capture).sum(0) if self._capture else torch.zeros(n, device=self.device)
+            learn_step(self, batch, self.method.select(batch.advantage, batch.logp), self.method, step=record)
+            n = sum(p.numel() for p in params)
+            return torch.stack(grads).sum(0) if grads else torch.zeros(n, device=self.device)
         finally:
-            self._capture, self._cache = None, None
+            self._cache = None
 
     def gradient_variance(self) -> dict:
         """tr Cov of the encoder's gradient over var_draws draws, from the first draw's offsets so
