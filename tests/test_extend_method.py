@@ -5,42 +5,16 @@ import json
 import os
 import subprocess
 import sys
-import textwrap
 
 import pytest
 
-from conftest import make_cfg
+from conftest import REPO, make_cfg
 from kondo_bench.errors import UserError
 from kondo_bench.validation import validate
 
-MODULE = textwrap.dedent('''
-    import torch
-    from kondo_bench.core import Estimator, Gate, register_estimator, register_gate
-
-    @register_estimator("signed")
-    class Signed(Estimator):
-        """sign(U) grad log pi: each kept unit pushed by the sign of its advantage only."""
-        def coef(self, advantage, logp, chi):
-            return advantage.sign()
-
-    @register_gate("first_rows")
-    class FirstRows(Gate):
-        """The first ceil(rho n) units of the batch, whatever their score: a control."""
-        knobs, fixed_rate = ("keep_rate",), True
-        def __init__(self, keep_rate):
-            self.keep_rate = keep_rate
-        def keep(self, score):
-            keep = torch.zeros_like(score, dtype=torch.bool)
-            keep.view(-1)[: max(1, round(self.keep_rate * score.numel()))] = True
-            return keep, None
-''')
-YAML = textwrap.dedent('''
-    defaults:
-      - /schema/method/method@_here_
-    name: signed_first
-    estimator: mine.Signed
-    gate: mine.FirstRows
-''')
+DOC = (REPO / "docs" / "extending.md").read_text()
+MODULE = DOC.split("```python\n# mine.py\n", 1)[1].split("```", 1)[0]  # the documented example, verbatim
+YAML = DOC.split("```yaml\n# DIR/method/signed_first.yaml\n", 1)[1].split("```", 1)[0]
 
 
 @pytest.fixture
