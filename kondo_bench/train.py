@@ -55,6 +55,7 @@ def learn_step(task: Task, batch: Batch, sel: Selection, method: Method | None =
     `refresh_old`: the screen ran in bf16, so a ratio-based estimator recomputes the acting
     policy's log pi of the kept rows in fp32 first.
     """
+    batch.data["keep"] = sel.keep  # a task may end its re-forward at the last kept unit (lm: right-trimming)
     return backward(sel, lambda rows: task.logp(batch, rows), task.learn, (method or PLAIN).estimator,
                     logp_old=batch.logp, logp_grad=batch.logp_grad,
                     own_loss=lambda rows: task.own_loss(batch, rows), all_rows=task.own_loss_rows == "all",
@@ -133,7 +134,7 @@ def train(cfg, task: Task, method: Method, writer: RunWriter, device: torch.devi
                         with timer.phase("act"), (stale.acting() if stale else nullcontext()), screen_cast:
                             batch = draw(task, acts_with_grad, oracle=method.supervised)
                         with timer.phase("screen"):
-                            sel = method.select(batch.advantage, batch.logp)
+                            sel = method.select(batch.advantage, batch.logp, batch.data.get("valid"))
                             guard.watch("delight", sel.delight)
                         if step == start + 1 and (note := method.keep_rate_note(method.gated_units(sel.keep))):
                             log.warning(note)
