@@ -70,7 +70,7 @@ def reward_function(cfg):
 class LmTask(Task):
     quality = "reward_error"
     quality_labels = {"reward_error": "1 − mean reward (sampled answers)",
-                      "greedy_error": "1 − mean reward (greedy answers)"}
+                      "greedy_reward_error": "1 − mean reward (greedy answers)"}
     quality_log = False  # a user's reward need not stay in [0, 1]
     units_per_row = "many"  # completion tokens: method.unit=sequence gates whole completions
     checkpoint_attrs = ("eval_rng", "tokens")
@@ -172,7 +172,7 @@ class LmTask(Task):
                                 self.eval_gen)
         prompt, prompt_mask = self.encode(prompts)
         out = {}
-        for name, greedy in (("reward_error", False), ("greedy_error", True)):
+        for name, greedy in (("reward_error", False), ("greedy_reward_error", True)):
             with self.autocast():
                 completion, _, valid = sample(self.model, prompt, prompt_mask, self.T, self.eos, self.pad,
                                               greedy=greedy, generator=self.eval_gen)
