@@ -222,7 +222,8 @@ def test_bad_settings_are_one_line():
 
 
 @pytest.mark.parametrize("method", [("method=pg",), ("method=dgk", "keep_rate=0.1"),
-                                    ("method=ppo", "method.epochs=2"), ("method=dg",)])
+                                    ("method=ppo", "method.epochs=2"), ("method=dg", "task.precision=bf16"),
+                                    ("method=dgk", "keep_rate=0.2", "method.unit=sequence", "task.problem=sorting")])
 def test_runs_through_the_loop(tmp_path, method):
     cfg = make_cfg("task=lm", *TINY, "task.steps=2", "task.eval_every=1", "device=cpu", "progress=false",
                    "logger=none", *method)
@@ -231,3 +232,11 @@ def test_runs_through_the_loop(tmp_path, method):
     assert summary["final"]["gen_tokens"] > 0 and summary["final"]["learn_tokens"] > 0
     if "keep_rate=0.1" in method:
         assert summary["final"]["keep_rate"] == pytest.approx(0.1, abs=0.03)
+
+
+@pytest.mark.gpu
+def test_runs_on_cuda_in_bf16(tmp_path):
+    cfg = make_cfg("task=lm", *TINY, "task.steps=2", "task.eval_every=1", "device=cuda", "progress=false",
+                   "logger=none", "task.precision=bf16", "method=dgk", "keep_rate=0.1")
+    summary = run_experiment(cfg, tmp_path)
+    assert summary["status"] == "complete" and summary["device"].startswith("cuda")
