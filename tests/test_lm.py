@@ -240,3 +240,20 @@ def test_runs_on_cuda_in_bf16(tmp_path):
                    "logger=none", "task.precision=bf16", "method=dgk", "keep_rate=0.1")
     summary = run_experiment(cfg, tmp_path)
     assert summary["status"] == "complete" and summary["device"].startswith("cuda")
+
+
+def test_checkpoint_resume_reproduces_the_uninterrupted_run(tmp_path):
+    from conftest import sigterm_at_evaluation
+    from kondo_bench.results import read_metrics
+    from kondo_bench.tasks.lm.task import LmTask
+
+    args = ("task=lm", *TINY, "task.steps=6", "task.eval_every=1", "checkpoint_every=2", "progress=false",
+            "logger=none", "device=cpu", "method=dgk", "keep_rate=0.2", "seed=5")
+    full = run_experiment(make_cfg(*args), tmp_path / "full")
+    with sigterm_at_evaluation(LmTask, 5):  # a SIGTERM arrives while step 5 is evaluated
+        cut = run_experiment(make_cfg(*args), tmp_path / "cut")
+    assert cut["status"] == "interrupted"
+    resumed = run_experiment(make_cfg(*args), tmp_path / "cut")
+    assert resumed["status"] == "complete" and resumed["resumed_from_step"] == 4
+    strip = lambda rs: [{k: v for k, v in r.items() if not k.startswith("time_")} for r in rs]  # noqa: E731
+    assert strip(read_metrics(tmp_path / "cut")) == strip(read_metrics(tmp_path / "full"))

@@ -98,16 +98,21 @@ class LmTask(Task):
             self.optimizer = torch.optim.Adam(params, lr=cfg.lr, fused=True)
         except (RuntimeError, TypeError):
             self.optimizer = torch.optim.Adam(params, lr=cfg.lr)
-        self.eval_gen = torch.Generator().manual_seed(int(torch.randint(2**62, ())))
+        # evaluation draws its prompts (on the CPU) and its samples (on the device) from generators of
+        # its own, so that the training trajectory does not depend on how often one evaluates
+        seed = int(torch.randint(2**62, ()))
+        self.eval_gen = torch.Generator().manual_seed(seed)
+        self.eval_noise = torch.Generator(device).manual_seed(seed + 1)
         self.tokens = {"gen_tokens": 0, "learn_rows": 0, "learn_tokens": 0}
 
     @property
-    def eval_rng(self) -> torch.Tensor:
-        return self.eval_gen.get_state()
+    def eval_rng(self) -> tuple[torch.Tensor, torch.Tensor]:  # the evaluation generators' states, for checkpoints
+        return self.eval_gen.get_state(), self.eval_noise.get_state()
 
     @eval_rng.setter
-    def eval_rng(self, state: torch.Tensor) -> None:
-        self.eval_gen.set_state(state)
+    def eval_rng(self, state: tuple[torch.Tensor, torch.Tensor]) -> None:
+        self.eval_gen.set_state(state[0])
+        self.eval_noise.set_state(state[1])
 
     def autocast(self):
         """bf16 autocast around every forward when task.precision=bf16; the weights stay fp32."""
@@ -175,7 +180,7 @@ class LmTask(Task):
         for name, greedy in (("reward_error", False), ("greedy_reward_error", True)):
             with self.autocast():
                 completion, _, valid = sample(self.model, prompt, prompt_mask, self.T, self.eos, self.pad,
-                                              greedy=greedy, generator=self.eval_gen)
+                                              greedy=greedy, generator=self.eval_noise)
             out[name] = 1 - self.rewards(prompts, completion, valid, answers).mean().item()
         out["eval_reward"] = 1 - out["reward_error"]
         return {**out, **self.tokens}
