@@ -47,13 +47,10 @@ def cpu_model() -> str:
 
 
 def compose(overrides):
-    from hydra import compose as hydra_compose, initialize_config_module
+    """The composed config, as `kondo-bench run` would build it."""
+    from kondo_bench.compose import compose as kb_compose
 
-    from kondo_bench.config import register
-
-    register()
-    with initialize_config_module("kondo_bench.conf", version_base="1.3"):
-        return hydra_compose("config", overrides=list(overrides))
+    return kb_compose(list(overrides))
 
 
 SYSTEMS = {  # name -> kondo-bench method overrides (None: TRL)
