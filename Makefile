@@ -14,7 +14,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[dev,joblib,slurm,tensorboard,wandb]"
+	$(PY) -m pip install -q -e ".[dev,joblib,lm,slurm,tensorboard,wandb]"
 	touch $@
 
 # The main job: MNIST as a contextual bandit, PG vs DG vs DG-K (rho = 3%), default settings,

@@ -46,6 +46,7 @@ def learn_step(task: Task, batch: Batch, sel: Selection, method: Method | None =
     policy's log pi of the kept rows in fp32 first. `step`: what takes the loss (default
     `task.learn`, one optimiser step; e.g. a function that only records the gradient).
     """
+    batch.data["keep"] = sel.keep  # a task may end its re-forward at the last kept unit (lm: right-trimming)
     return backward(sel, lambda rows: task.logp(batch, rows), step or task.learn, (method or PLAIN).estimator,
                     logp_old=batch.logp, logp_grad=batch.logp_grad,
                     own_loss=lambda rows: task.own_loss(batch, rows), all_rows=task.own_loss_rows == "all",
@@ -70,7 +71,7 @@ class ScoreStep:
         with timer.phase("act"), (self.stale.acting() if self.stale else nullcontext()), cast:
             batch = draw(task, self.acts_with_grad, oracle=method.supervised)
         with timer.phase("screen"):
-            sel = method.select(batch.advantage, batch.logp)
+            sel = method.select(batch.advantage, batch.logp, batch.data.get("valid"))  # padding is no unit
             self.guard.watch("delight", sel.delight)
         if not self.noted:
             self.noted = True

@@ -90,21 +90,39 @@ class Method:
         return (f"keep_rate={g.keep_rate:g} keeps k = max(1, round(ρ·n)) = {k} of the {n_units} {what} a step "
                 f"screens: an effective keep rate of {k / n_units:.3g}; use a larger batch for a smaller rate")
 
-    def select(self, advantage: torch.Tensor, logp: torch.Tensor) -> Selection:
+    def select(self, advantage: torch.Tensor, logp: torch.Tensor, valid: torch.Tensor | None = None) -> Selection:
         """Screen a batch: delight, the estimator's coefficients, and the gate's keep mask.
-        `advantage` and `logp` (the taken actions' log pi) have one entry per unit."""
+        `advantage` and `logp` (the taken actions' log pi) have one entry per unit. `valid`
+        (bool, the same shape; None: every unit exists) marks the units that exist: a language
+        model's padding after its end-of-sequence token is no unit, so the gate neither ranks
+        nor keeps it, and it carries no term."""
         # Coefficients and gates are constants for autograd, whatever the caller passes in.
         advantage, logp = advantage.detach(), logp.detach()
         chi = delight(advantage, logp)
         if self.delight_noise > 0:  # approximate delight: what the weight and the gate see
             chi = chi * (1 + self.delight_noise * torch.randn_like(chi))
         coef = self.estimator.coef(advantage, logp, chi)
+        if valid is not None:
+            coef = torch.where(valid, coef, torch.zeros_like(coef))
         if self.gate.name == "none":
-            return Selection(coef, torch.ones_like(chi, dtype=torch.bool), chi, None, logp)
+            keep = torch.ones_like(chi, dtype=torch.bool) if valid is None else valid.clone()
+            return Selection(coef, keep, chi, None, logp)
         score = screening_score(self.signal, advantage, logp, chi, self.signal_alpha)
         if self.unit is Unit.sequence and score.dim() > 1:  # one decision per row, for all its tokens
-            keep, price = self.gate.keep(sequence_score(score, self.unit_reduce))
+            if valid is None:
+                row_score = sequence_score(score, self.unit_reduce)
+            else:  # the row's existing units only
+                total = torch.where(valid, score, torch.zeros_like(score)).reshape(score.shape[0], -1).sum(1)
+                count = valid.reshape(score.shape[0], -1).sum(1).clamp(min=1)
+                row_score = total if Reduce(self.unit_reduce) is Reduce.sum else total / count
+            keep, price = self.gate.keep(row_score)
             keep = keep.reshape(-1, *[1] * (score.dim() - 1)).expand_as(score)
+            if valid is not None:
+                keep = keep & valid
+        elif valid is not None:  # the gate sees the existing units only (top-k's k counts them)
+            kept, price = self.gate.keep(score[valid])
+            keep = torch.zeros_like(valid)
+            keep[valid] = kept
         else:
             keep, price = self.gate.keep(score)
         coef = torch.where(keep, coef, torch.zeros_like(coef))

@@ -174,6 +174,7 @@ TASKS = {
     "mnist": ("kondo_bench.tasks.mnist:MnistTask", "kondo_bench.tasks.mnist_config:MnistConfig"),
     "reversal": ("kondo_bench.tasks.reversal:ReversalTask", "kondo_bench.tasks.reversal_config:ReversalConfig"),
     "vae": ("kondo_bench.vae.task:VaeTask", "kondo_bench.vae.config:VaeConfig"),
+    "lm": ("kondo_bench.tasks.lm.task:LmTask", "kondo_bench.tasks.lm.config:LmConfig"),
 }
 
 
