@@ -98,6 +98,7 @@ ADDED_KEYS = {
     "solved_below": None,  # a top-level key: no dot
     "method.unit": "token",
     "method.unit_reduce": "mean",
+    "device.force_bf16": False,
 }
 
 
