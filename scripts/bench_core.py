@@ -8,7 +8,8 @@ process's CPU time, steps per second and the peak resident memory of the process
 Repeats are interleaved (round r runs every method of a task once before round r + 1), so
 load that comes and goes hits every method alike. Cells are medians over the repeats with
 min and max; `train_vs_pg` is the median of the per-round ratios of each method's training
-loop to PG's in the same round. Every row records threads, CPU model and load average.
+loop to PG's in the same round (wall-clock), `train_cpu_vs_pg` the same in the process's CPU
+seconds of the training loop (`time_train_cpu`), which load disturbs less. Every row records threads, CPU model and load average.
 
     python scripts/bench_core.py [--tasks bandit,mnist] [--methods pg,dg,dgk] [--repeats 3] [--out results/bench_core_cpu.csv] [KEY=VALUE ...]
 
@@ -53,16 +54,20 @@ def run_one(task: str, method: str, workdir: Path, overrides: list[str] = (), th
     return {
         "task": task, "method": method, "steps": s["steps"],
         "process_s": wall, "cpu_s": after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime,
-        "train_s": s["time_train"], "eval_s": s["time_eval"],
+        "train_s": s["time_train"], "train_cpu_s": s["time_train_cpu"], "eval_s": s["time_eval"],
         "peak_rss_mb": round(after.ru_maxrss / 1024, 0) if after.ru_maxrss > before.ru_maxrss else "<= previous",
         "backward_samples": s["backward_samples"], "quality": s["quality_metric"],
         "final": s["final_quality"], "load": load,
     }
 
 
-def summarise(runs: list[dict], pg_train: list[float] | None, threads: int) -> dict:
-    """One row from a method's repeats: medians with min-max, the per-round ratio to PG."""
+def summarise(runs: list[dict], pg: list[dict] | None, threads: int) -> dict:
+    """One row from a method's repeats: medians with min-max, the per-round ratios to PG."""
     first, train = runs[0], [r["train_s"] for r in runs]
+
+    def vs_pg(key):
+        return round(statistics.median(r[key] / p[key] for r, p in zip(runs, pg)), 3) if pg else None
+
     med = lambda key: round(statistics.median(r[key] for r in runs), 2)  # noqa: E731
     peak = [r["peak_rss_mb"] for r in runs if r["peak_rss_mb"] != "<= previous"]
     return {
@@ -70,7 +75,7 @@ def summarise(runs: list[dict], pg_train: list[float] | None, threads: int) -> d
         "process_s": med("process_s"), "cpu_s": med("cpu_s"), "train_s": med("train_s"),
         "train_min_s": round(min(train), 2), "train_max_s": round(max(train), 2), "eval_s": med("eval_s"),
         "steps_per_s": round(first["steps"] / statistics.median(train), 1),
-        "train_vs_pg": (round(statistics.median(t / p for t, p in zip(train, pg_train)), 3) if pg_train else None),
+        "train_cpu_s": med("train_cpu_s"), "train_vs_pg": vs_pg("train_s"), "train_cpu_vs_pg": vs_pg("train_cpu_s"),
         "peak_rss_mb": max(peak) if peak else "<= previous",
         "backward_samples": first["backward_samples"], "quality": first["quality"], "final": first["final"],
         "repeats": len(runs), **machine(), "threads": threads,
@@ -97,10 +102,9 @@ def main() -> None:
                 for method in methods[r % len(methods):] + methods[:r % len(methods)]:
                     runs[method].append(run_one(task, method, Path(tmp) / str(r), args.overrides, args.threads))
                     print(" ".join(f"{k}={v}" for k, v in runs[method][-1].items()), flush=True)
-            pg_train = [x["train_s"] for x in runs["pg"]] if "pg" in runs else None
-            rows += [summarise(runs[m], pg_train, args.threads) for m in methods]
+            rows += [summarise(runs[m], runs.get("pg"), args.threads) for m in methods]
     keys = ["task", "method", "steps", "process_s", "cpu_s", "train_s", "train_min_s", "train_max_s",
-            "train_vs_pg", "steps_per_s", "peak_rss_mb", "backward_samples", "final", "load_avg_1m"]
+            "train_vs_pg", "train_cpu_s", "train_cpu_vs_pg", "steps_per_s", "peak_rss_mb", "backward_samples", "final", "load_avg_1m"]
     print_table(rows, keys)
     write_csv(rows, args.out)
 
