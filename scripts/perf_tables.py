@@ -47,7 +47,8 @@ def machine_line(rows: list[dict]) -> str:
     loads = [float(r["load_avg_1m"]) for r in rows]
     r = rows[0]
     return (f"Measured {r['date']} on {r['cpu']} ({r['cpus']} cores), torch {r['torch']}, {r['threads']} "
-            f"thread(s), load average {min(loads):.1f}–{max(loads):.1f} (the machine was shared and busy).\n")
+            f"thread(s), 1-minute load average {min(loads):.1f}–{max(loads):.1f} on 2 cores"
+            + (" (the machine was shared and busy).\n" if max(loads) > 2 else " (the machine was quiet).\n"))
 
 
 def bench_core() -> str:
