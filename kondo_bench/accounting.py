@@ -8,7 +8,8 @@ Three measures, never mixed:
   measure (it charges nothing for re-running kept rows), and
   `cost_with_reforward = forward + reforward + c * backward` is what this code pays;
 - wall-clock seconds per phase (act, screen, learn, eval), synchronised on CUDA so that
-  asynchronous kernels are charged to the phase that launched them.
+  asynchronous kernels are charged to the phase that launched them; and the process's CPU
+  seconds in the training phases (`time_train_cpu`).
 """
 
 from __future__ import annotations
@@ -66,14 +67,17 @@ class PhaseTimer:
     @contextmanager
     def phase(self, name: str):
         self._sync()
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         try:
             yield
         finally:
             self._sync()
             self.seconds[name] += time.perf_counter() - start
+            if name != "eval":  # the process's CPU seconds in the training phases: what a busy
+                # neighbour disturbs less than wall-clock, which counts the waits for a core
+                self.seconds["train_cpu"] = self.seconds.get("train_cpu", 0.0) + time.process_time() - cpu
 
     def as_dict(self) -> dict:
-        out = {f"time_{p}": round(s, 6) for p, s in self.seconds.items()}
+        out = {f"time_{p}": round(s, 6) for p, s in self.seconds.items()}  # time_train_cpu among them
         out["time_train"] = round(sum(self.seconds[p] for p in PHASES if p != "eval"), 6)
         return out

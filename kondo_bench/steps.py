@@ -49,7 +49,9 @@ def learn_step(task: Task, batch: Batch, sel: Selection, method: Method | None =
     batch.data["keep"] = sel.keep  # a task may end its re-forward at the last kept unit (lm: right-trimming)
     return backward(sel, lambda rows: task.logp(batch, rows), step or task.learn, (method or PLAIN).estimator,
                     logp_old=batch.logp, logp_grad=batch.logp_grad,
-                    own_loss=lambda rows: task.own_loss(batch, rows), all_rows=task.own_loss_rows == "all",
+                    # None when the task has no loss of its own (the base class's): nothing to add
+                    own_loss=None if type(task).own_loss is Task.own_loss else lambda rows: task.own_loss(batch, rows),
+                    all_rows=task.own_loss_rows == "all",
                     refresh_old=refresh_old, watch=guard.watch if guard else None)
 
 

@@ -191,6 +191,23 @@ def resolve_device(name: str) -> torch.device:
     raise UserError(f"unknown device '{name}': use device=auto, device=cpu or device=cuda")
 
 
+def cpu_has_bf16() -> bool:
+    """Does this CPU have bf16 instructions (AVX512-BF16 or AMX)? Without them oneDNN emulates
+    bf16 matrix products in fp32 with conversions around them. Unknown (an older torch): True."""
+    probes = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    probes = [p for p in probes if p is not None]
+    return not probes or any(p() for p in probes)
+
+
+def check_bf16_screen(cfg, device: torch.device) -> None:
+    """screen_precision=bf16 is refused on a CPU without bf16 instructions unless forced: there
+    a DG-K step with the bf16 screen is 1.5-3x slower than with the fp32 one it is meant to undercut
+    (docs/performance.md, scripts/bench_bf16.py)."""
+    if cfg.screen_precision == "bf16" and device.type == "cpu" and not cfg.device.force_bf16 and not cpu_has_bf16():
+        raise UserError("screen_precision=bf16 on a CPU without bf16 instructions (AVX512-BF16 or AMX) makes a gated "
+                        "step 1.5-3x slower than fp32 screening; drop it, or pass device.force_bf16=true to run it anyway")
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -216,6 +233,7 @@ def run_experiment(cfg, out_dir, task_config: str | None = None) -> dict:
     validate(cfg)
     views = loggers.requested(cfg)  # a missing package stops the run now, naming the install
     device = resolve_device(cfg.device.name)
+    check_bf16_screen(cfg, device)
     if cfg.device.threads:
         torch.set_num_threads(cfg.device.threads)
     set_deterministic(cfg.device.deterministic)

@@ -65,7 +65,8 @@ SCRIPTS = {
     "reversal_gate_mechanism.py": lambda args: (_set_opts(args, {"--steps": ["0", "2"], "--batches": ["1"],
                                                                  "--reference": ["1"]})
                                                 + ["task.eval_prompts=10"], []),
-    "bench_core.py": lambda args: (_set_opts(args, {"--tasks": ["bandit"], "--methods": ["dgk"]})
+    "bench_core.py": lambda args: (_set_opts([a for a in args if not a.startswith(BUDGET)],
+                                             {"--tasks": ["bandit"], "--methods": ["dgk"], "--repeats": ["1"]})
                                    + ["task.steps=2", "task.eval_every=1"], [_opt(args, "--out")] if _opt(args, "--out") else []),
 }
 

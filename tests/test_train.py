@@ -172,9 +172,25 @@ def test_missing_data_root_is_a_user_error(tmp_path):
 @pytest.mark.parametrize("task", ["bandit", pytest.param("mnist", marks=needs_mnist)])
 def test_bf16_speculative_screening_runs_and_learns(tmp_path, task):
     s, out = run(tmp_path, f"task={task}", "task.steps=100", "task.eval_every=50", "keep_rate=0.1",
-                 "screen_precision=bf16")
+                 "screen_precision=bf16", "device.force_bf16=true")  # forced: CI's CPU may lack bf16
     assert s["status"] == "complete" and s["backward_samples"] == 100 * 10
     assert s["final_quality"] < (0.99 if task == "bandit" else 0.5)
+
+
+def test_bf16_screen_is_refused_on_a_cpu_without_bf16_unless_forced(tmp_path, monkeypatch):
+    """Without bf16 instructions the bf16 screen is slower than fp32: one line naming the fix,
+    no run folder content; device.force_bf16=true runs it anyway."""
+    import kondo_bench.train as train
+
+    monkeypatch.setattr(train, "cpu_has_bf16", lambda: False)
+    args = ("task=bandit", "task.steps=4", "task.eval_every=2", "keep_rate=0.1", "device=cpu", "screen_precision=bf16")
+    with pytest.raises(UserError, match="device.force_bf16=true") as e:
+        run(tmp_path / "refused", *args)
+    assert "\n" not in str(e.value) and not (tmp_path / "refused" / "summary.json").exists()
+    s, _ = run(tmp_path / "forced", *args, "device.force_bf16=true")
+    assert s["status"] == "complete"
+    monkeypatch.setattr(train, "cpu_has_bf16", lambda: True)  # a CPU with bf16: no refusal, no key needed
+    assert run(tmp_path / "native", *args)[0]["status"] == "complete"
 
 
 def test_bad_screen_precision(tmp_path):

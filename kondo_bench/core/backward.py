@@ -76,19 +76,23 @@ def backward(sel: Selection, logp: LogpFn, step: Union[StepFn, torch.optim.Optim
     n_rows, n_units = sel.keep.shape[0], sel.keep.numel()
     if logp_grad is not None:  # ungated: the acting forward pass already has its graph
         loss = est.loss(sel.coef, logp_grad, logp_old).sum() / n_units
-        loss = loss + _own(own_loss, torch.arange(n_rows, device=sel.keep.device), n_rows)
+        if own_loss is not None:  # no `loss + 0.0`: it would add an autograd node to every step
+            loss = loss + _own(own_loss, torch.arange(n_rows, device=sel.keep.device), n_rows)
         if watch:
             watch("loss", loss)
         step(loss)
         return Learned(n_rows, n_units, n_units, 1)
-    row_kept = sel.keep.reshape(n_rows, -1).any(1)
+    one_unit = sel.keep.dim() == 1  # one unit per row (MNIST, the bandit): the mask is the rows' already
     if all_rows:
-        row_kept = torch.ones_like(row_kept)
-    idx = row_kept.nonzero()[:, 0]
+        idx = torch.arange(n_rows, device=sel.keep.device)
+    else:  # no any() over units when each row has one
+        idx = (sel.keep if one_unit else sel.keep.reshape(n_rows, -1).any(1)).nonzero()[:, 0]
     rows = idx.numel()
     if rows == 0:  # nothing kept: no backward, no optimiser step
         return Learned()
-    kept_units, reforward = int(sel.keep.sum()), 0
+    # one unit per row, and only rows with a kept unit: the kept units are the rows, no second
+    # count (on a GPU the sum() is a host-device sync)
+    kept_units, reforward = (rows if one_unit and not all_rows else int(sel.keep.sum())), 0
     if refresh_old and est.ratio_based:
         with torch.no_grad():  # float(): a bf16 screen may have returned bf16 log pi
             logp_old = logp_old.float()
@@ -101,7 +105,8 @@ def backward(sel: Selection, logp: LogpFn, step: Union[StepFn, torch.optim.Optim
             steps += 1
             share = mb.numel() / rows  # of the step's rows: a minibatch's loss is divided by its share
             loss = est.loss(sel.coef[mb], logp(mb), logp_old[mb]).sum() / (n_units * share)
-            loss = loss + _own(own_loss, mb, n_rows * share)
+            if own_loss is not None:
+                loss = loss + _own(own_loss, mb, n_rows * share)
             if watch:
                 watch("loss", loss)
             step(loss)
