@@ -23,7 +23,7 @@ def terms(cfg) -> list[tuple[str | None, float, str]]:
     """(key to lower, bytes, what) of each big tensor group of the run `cfg` (key None: a fixed size)."""
     from .tasks import task_class
 
-    out = list(task_class(cfg.task.name).memory_terms(cfg))
+    out = list(task_class(cfg.task).memory_terms(cfg))
     params = sum(b for k, b, what in out if what == "parameters") / (4 * FLOAT)  # 4 copies: weights, grad, 2 moments
     if cfg.staleness:
         out.append(("staleness", params * FLOAT * (cfg.staleness + 1), f"{cfg.staleness + 1} copies of the parameters"))

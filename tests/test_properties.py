@@ -24,12 +24,13 @@ from hypothesis import strategies as st
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from conftest import kb, make_cfg
-from kondo_bench import config
+from kondo_bench import schema as config
 from kondo_bench.errors import UserError
-from kondo_bench.preflight import CONF, check_run
+from kondo_bench.compose import group_options
+from kondo_bench.preflight import check_run
 
-TASKS = sorted(p.stem for p in (CONF / "task").glob("*.yaml"))
-METHODS = sorted(p.stem for p in (CONF / "method").glob("*.yaml"))
+TASKS = group_options("task")
+METHODS = group_options("method")
 TINY = ("task.steps=2", "task.eval_every=1", "progress=false", "device=cpu", "device.threads=1")
 SECONDS = 60  # one attempt's limit: the check is arithmetic and one composition, far below this
 
