@@ -110,6 +110,7 @@ def main(argv: list[str], figures: dict[str, Figure]) -> int:
     except UserError as e:
         print(f"kondo-bench figures: error: {e}", file=sys.stderr)
         return 2
+
     def plan(fig: Figure) -> list[Plan]:  # --sweep: only the sweeps named (e.g. two commands on two cores)
         return plan_sweeps(fig, scale, out, extra, args.sweep)
 
