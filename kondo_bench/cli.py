@@ -51,25 +51,107 @@ def _report(error: UserError) -> None:
 
 @hydra.main(config_path="conf", config_name="config", version_base="1.3")
 def _hydra_run(cfg) -> float | None:
+    from .faults import job_failed
+    from .sweepstop import in_parent, stopped
+
+    hydra_cfg = HydraConfig.get()
+    out_dir = hydra_cfg.runtime.output_dir
+    multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    if multirun and (why := stopped(hydra_cfg.sweep.dir)):  # the sweep was stopped before this job began
+        job_failed(out_dir, cfg, f"not started: the sweep was stopped by {why}", status="interrupted")
+        return None
+    if multirun and not in_parent() and hasattr(os, "fork"):
+        return _in_child(cfg, out_dir)
+    return _job(cfg, out_dir, multirun, hydra_cfg)
+
+
+def _in_child(cfg, out_dir: str) -> None:
+    """A parallel launcher's job (joblib's worker) in a child process of its worker: a job killed
+    (the kernel's out-of-memory killer, kill -9) costs that job only, recorded failed in its
+    folder, where a dead worker would take the whole pool down with it. The worker itself never
+    computes (no thread pool, no GPU context), so forking it is safe."""
+    import signal
+
+    from .faults import job_failed
+    from tqdm import tqdm
+
+    from .results import is_finished, read_summary
+
+    hydra_cfg = HydraConfig.get()
+    tqdm.get_lock()  # made here, not in the child: one the child made would be left to the resource tracker
+    sys.stdout.flush()
+    sys.stderr.flush()
+    old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            for s in old:
+                signal.signal(s, signal.default_int_handler if s == signal.SIGINT else signal.SIG_DFL)
+            _job(cfg, out_dir, True, hydra_cfg)
+            code = 0
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else 1
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)
+    for s in old:  # the signals are the job's to take (the sweep's parent passes them on to it)
+        signal.signal(s, signal.SIG_IGN)
+    try:
+        _, status = os.waitpid(pid, 0)
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+    if os.WIFSIGNALED(status) and not is_finished(read_summary(out_dir)):
+        name = signal.Signals(os.WTERMSIG(status)).name
+        why = " (the kernel's out-of-memory killer sends SIGKILL: lower the run's size or run fewer jobs at once)" \
+            if name == "SIGKILL" else ""
+        job_failed(out_dir, cfg, f"the job's process was killed by {name}{why}")
+        print(f"kondo-bench: error: job {_shown(out_dir)} failed: killed by {name}", file=sys.stderr)
+    elif os.WIFEXITED(status) and os.WEXITSTATUS(status) and read_summary(out_dir) is None:
+        job_failed(out_dir, cfg, f"the job's process ended with status {os.WEXITSTATUS(status)} and no summary")
+    return None
+
+
+def _job(cfg, out_dir: str, multirun: bool, hydra_cfg) -> float | None:
+    """One run, its outcome printed in one line; in a sweep, its fault is recorded in its folder
+    and costs this job only."""
+    from .faults import as_user_error, describe, job_failed
+    from .reliability import FolderBusy
+    from .sweepstop import in_parent, mark_stopped
     from .train import run_experiment
 
-    out_dir = HydraConfig.get().runtime.output_dir
     shown = _shown(out_dir)
+    sweep_dir = hydra_cfg.sweep.dir if multirun else None
     try:
-        summary = run_experiment(cfg, out_dir, task_config=HydraConfig.get().runtime.choices.get("task"))
+        try:
+            summary = run_experiment(cfg, out_dir, task_config=hydra_cfg.runtime.choices.get("task"))
+        except (OSError, RuntimeError, MemoryError) as e:  # the machine's fault: one line where we can
+            raise as_user_error(e, out_dir) or e
     except UserError as e:
-        from .reliability import FolderBusy
-
-        if not isinstance(e, FolderBusy):  # a live run's folder is not ours to tidy
-            _remove_if_not_a_run(out_dir)
-        _report(e)
+        if not multirun:
+            if not isinstance(e, FolderBusy):  # a live run's folder is not ours to tidy
+                _remove_if_not_a_run(out_dir)
+            _report(e)
+        if not isinstance(e, FolderBusy):
+            job_failed(out_dir, cfg, str(e))  # this job's fault costs this job only: the sweep goes on
+        print(f"kondo-bench: error: job {shown} failed: {e}", file=sys.stderr)
+        return None
+    except Exception as e:  # noqa: BLE001 - in a sweep, an unexpected error costs its job only
+        if not multirun:
+            raise
+        line = describe(e, out_dir) or f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
+        job_failed(out_dir, cfg, line, exc=e)
+        print(f"kondo-bench: error: job {shown} failed: {line} (traceback in {shown}/error.txt)", file=sys.stderr)
+        return None
     if summary.get("skipped"):
         print(f"skipped: {shown} already holds a {summary['status']} run of this config (resume=false reruns it)")
         return summary["final_quality"]
     if summary["status"] == "failed":
         print(f"kondo-bench: error: run failed: {summary['error']}; partial metrics and a failed summary "
               f"are in {shown}", file=sys.stderr)
-        if HydraConfig.get().mode != RunMode.MULTIRUN:
+        if not multirun:
             sys.exit(1)
         return None  # a sweep goes on to its next job
     q = summary["final_quality"]
@@ -77,7 +159,9 @@ def _hydra_run(cfg) -> float | None:
           f"after {summary['steps']} steps; backward samples {summary['backward_samples']:,} "
           f"of {summary['forward_samples']:,} screened; {summary['wall_seconds']:.1f} s; results in {shown}")
     if summary["status"] == "interrupted":
-        sys.exit(130)
+        if not multirun or in_parent():
+            sys.exit(130)  # the basic launcher: the sweep ends with this job
+        mark_stopped(sweep_dir, "a signal to one of its jobs")  # a worker: the jobs not yet begun do not start
     return q
 
 
@@ -105,24 +189,64 @@ def report_failed_jobs(sweep_dir: str | None, since: float, jobs: int) -> int:
     """At a sweep's end: how many of its jobs failed, which, and the first error. Read from the
     jobs' summaries (written since `since`), so it holds for every launcher."""
     from .results import read_summary
-    from .sweeps import _overrides, job_dirs
+    from .sweeps import _overrides, job_dirs, never_started
 
     if not sweep_dir or not Path(sweep_dir).is_dir():
         return 0
-    failed = []
-    for job in job_dirs(sweep_dir):
+    failed, jobs_seen = [], job_dirs(sweep_dir)
+    for job in jobs_seen:
         summary_file = job / "summary.json"
         if summary_file.is_file() and summary_file.stat().st_mtime >= since:
             summary = read_summary(job) or {}
             if summary.get("status") == "failed":
                 failed.append((job, summary.get("error")))
+        elif not summary_file.is_file() and job != Path(sweep_dir):
+            failed.append((job, "it ended without a summary (killed?)"))
+    unstarted = never_started(Path(sweep_dir), jobs_seen)
+    if unstarted:
+        print(f"kondo-bench: error: {len(unstarted)} of {jobs} jobs never started (the first: "
+              f"{' '.join(unstarted[0][1])}); `kondo-bench summarize {sweep_dir}` lists them", file=sys.stderr)
     if not failed:
-        return 0
+        return 1 if unstarted else 0
     names = [f"{job.relative_to(sweep_dir)} ({' '.join(f'{k}={v}' for k, v in _overrides(job))})"
              for job, _ in failed]
     print(f"kondo-bench: error: {len(failed)} of {jobs} jobs failed: {', '.join(names)}; the first error: "
           f"{failed[0][1]}; `kondo-bench summarize {sweep_dir}` lists them", file=sys.stderr)
     return 1
+
+
+def run_main(rest: list[str]) -> int:
+    """`kondo-bench run`: every refusal first, then Hydra; a sweep's exit status says how it
+    ended: 0 every job complete (or skipped), 1 a job failed or never ran, 2 refused before
+    anything ran, 130 stopped by a signal."""
+    from .preflight import check_run
+    from .sweepstop import SweepStopper, clear, shut_down_workers, stopped
+
+    started = time.time()
+    try:
+        plan = check_run(rest)  # every refusal happens here, before Hydra makes a folder
+    except UserError as e:
+        _report(e)
+    sys.argv = [sys.argv[0], *rest, *(plan.pin if plan else [])]
+    try:
+        if not (plan and plan.multirun):
+            _hydra_run()
+            return 0
+        clear(plan.sweep_dir)
+        try:
+            with SweepStopper(plan.sweep_dir).installed():
+                _hydra_run()
+        finally:
+            shut_down_workers()
+    finally:
+        if plan and plan.lock is not None:
+            plan.lock.__exit__(None, None, None)
+    if why := stopped(plan.sweep_dir):
+        print(f"kondo-bench: sweep stopped by {why}: its running jobs ended 'interrupted' and the rest did not "
+              f"start; run the same command again to continue (`kondo-bench summarize {plan.sweep_dir}` lists them)",
+              file=sys.stderr)
+        return 130
+    return report_failed_jobs(plan.sweep_dir, started, plan.jobs)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -136,18 +260,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     command, rest = argv[0], argv[1:]
     if command == "run":
-        from .preflight import check_run
-
-        started = time.time()
-        try:
-            plan = check_run(rest)  # every refusal happens here, before Hydra makes a folder
-        except UserError as e:
-            _report(e)
-        sys.argv = [sys.argv[0], *rest, *(plan.pin if plan else [])]
-        _hydra_run()
-        if plan and plan.multirun:
-            return report_failed_jobs(plan.sweep_dir, started, plan.jobs)
-        return 0
+        return run_main(rest)
     if command == "data":
         from .data import data_main
         return data_main(rest)

@@ -40,8 +40,8 @@ class MethodConfig:
     signal: Signal = Signal.delight  # what a gate screens on
     signal_alpha: float = num(0.5, "[0, 1]", "alpha of the additive signal alpha U + (1 - alpha) l")
     delight_noise: float = num(0.0, ">= 0", "relative noise chi * (1 + delight_noise * N(0, 1)) on the delight")
-    epochs: int = num(1, ">= 1", "ppo: passes over each batch")
-    minibatches: int = num(1, ">= 1", "ppo: minibatches per pass")
+    epochs: int = num(1, "[1, 10000]", "ppo: passes over each batch")
+    minibatches: int = num(1, "[1, 1000000]", "ppo: minibatches per pass")
     clip: float = num(0.2, ">= 0", "ppo: epsilon of the clipped ratio")
     kl: float = num(0.0, ">= 0", "ppo: beta of the KL(old || new) penalty; pmpo: beta, the pull to the acting policy")
     alpha: float = num(0.5, "[0, 1]", "pmpo: weight of preferred (U > 0) against rejected (U < 0) samples")
@@ -50,7 +50,7 @@ class MethodConfig:
 @dataclass
 class DeviceConfig:
     name: str = "auto"  # auto | cpu | cuda
-    threads: Optional[int] = num(None, ">= 1", "torch CPU threads; null keeps torch's default (all cores)")
+    threads: Optional[int] = num(None, "[1, 1024]", "torch CPU threads; null keeps torch's default (all cores)")
     deterministic: bool = True  # torch.use_deterministic_algorithms (warn-only); see README
     force_bf16: bool = False  # run screen_precision=bf16 on a CPU without bf16 instructions (1.5-3x slower there)
 
@@ -74,12 +74,12 @@ class Config:
     seed: int = num(0, f"[0, {2**32 - 1}]", "drives Python, NumPy and torch")
     price: float = num(0.0, ">= 0", "lambda, the compute price of a backward pass (gate price)")
     keep_rate: Optional[float] = num(None, "(0, 1]", "rho: a fixed fraction of units passes (gates quantile, topk); e.g. 0.03")
-    cost_ratio: float = num(2.0, ">= 0", "c, the cost of a backward pass in forward passes (modelled cost)")
-    staleness: int = num(0, ">= 0", "D: act with the policy's parameters of D steps ago (distributed actors)")
+    cost_ratio: float = num(2.0, "[0, 1000000]", "c, the cost of a backward pass in forward passes (modelled cost)")
+    staleness: int = num(0, "[0, 100000]", "D: act with the policy's parameters of D steps ago (distributed actors)")
     screen_precision: str = "fp32"  # fp32 | bf16: a cheaper screening forward for gated methods
     progress: bool = True  # tqdm bar (shown only on a terminal)
     resume: bool = True  # skip a folder's complete run of the same config; continue from its checkpoint
-    checkpoint_every: int = num(0, ">= 0", "steps between checkpoints (a multiple of task.eval_every); 0: none")
+    checkpoint_every: int = num(0, "[0, 1000000000]", "steps between checkpoints (a multiple of task.eval_every); 0: none")
     solved_below: Optional[float] = num(None, "> 0", "stop at the first evaluation whose quality (lower is better) "
                                         "is below this: status solved; e.g. 0.25 for reward > 0.75 on reversal")
 

@@ -95,6 +95,19 @@ def _has_test_pair(folder: Path) -> bool:
     return all(_locate(folder, s) for s in TEST)
 
 
+def check_data_env() -> Path | None:
+    """$KONDO_BENCH_DATA, which must name a folder: one that does not exist is an error, never a
+    quiet fall-back to other data."""
+    value = os.environ.get("KONDO_BENCH_DATA")
+    if not value:
+        return None
+    env = Path(value).expanduser()
+    if not env.is_dir():
+        raise DataError(f"KONDO_BENCH_DATA={value} is not a folder; point it at the folder holding the MNIST "
+                        "files (or their mnist/ subfolder), or unset it to use the default places")
+    return env
+
+
 def find_mnist_root(configured: str | None) -> Path:
     """The folder to load MNIST from: configured path, $KONDO_BENCH_DATA, shared data, user folder.
 
@@ -110,7 +123,7 @@ def find_mnist_root(configured: str | None) -> Path:
         return p / "mnist" if not _has_test_pair(p) and _has_test_pair(p / "mnist") else p
     candidates = []
     if os.environ.get("KONDO_BENCH_DATA"):
-        env = Path(os.environ["KONDO_BENCH_DATA"]).expanduser()
+        env = check_data_env()
         candidates += [env, env / "mnist"]
     cwd = Path.cwd()
     for shared in (REPO_ROOT.parent / "shared", cwd.parent / "shared", cwd / "shared"):

@@ -379,6 +379,14 @@ def plot_main(argv: list[str]) -> int:
         print(f"kondo-bench: error: no complete runs under {root}", file=sys.stderr)
         return 2
     out = Path(args.out) if args.out else root / "plots"
+    from .errors import UserError
+    from .preflight import check_out
+
+    try:
+        check_out(out)
+    except UserError as e:
+        print(f"kondo-bench: error: {e}", file=sys.stderr)
+        return 2
     written = []
     tasks = tables.runs["task"].unique()
     for task in tasks:

@@ -20,6 +20,7 @@ from pathlib import Path
 
 from .validation import validate
 from .compose import compose, group_options, groups
+from .memory import check_memory
 from .errors import UserError
 
 MAX_JOBS = 10_000  # beyond this many sweep jobs, leave the checks to each job
@@ -34,7 +35,8 @@ class Plan:
     multirun: bool
     jobs: int = 0
     sweep_dir: str | None = None
-    pin: list[str] = field(default_factory=list)  # extra overrides for Hydra (a pinned sweep folder)
+    pin: list[str] = field(default_factory=list)  # extra overrides for Hydra (a pinned run or sweep folder)
+    lock: object = None  # the run's (or the sweep's) FolderLock, taken here and held until the command ends
 
 
 CONFIG_DIR_FLAGS = ("--config-dir", "-cd")
@@ -60,8 +62,9 @@ def split_config_dir(args: list[str]) -> tuple[list[str], str | None]:
     return rest, config_dir
 
 
-def check_run(args: list[str]) -> Plan | None:
-    """Check `kondo-bench run ARGS`; None when Hydra should handle them as they are (--cfg, ...)."""
+def check_run(args: list[str], lock: bool = True) -> Plan | None:
+    """Check `kondo-bench run ARGS`; None when Hydra should handle them as they are (--cfg, ...).
+    With `lock`, the run's (or sweep's) folder lock is taken and returned in the plan."""
     args, config_dir = split_config_dir(args)
     flags = [a for a in args if a.startswith("-")]
     multirun = any(a in ("-m", "--multirun") for a in flags)
@@ -96,23 +99,95 @@ def check_run(args: list[str]) -> Plan | None:
     plan.jobs = n_jobs
     hydra_lines = [o.input_line for o in hydra_ov]
     cache: dict = {}  # composed configs (with the hydra node) by their group choices
+    folders: dict[str, int] = {}  # each job's folder -> the job that writes it
+    jobs = []
     for num, combo in enumerate(itertools.islice(itertools.product(*lists), None if n_jobs <= MAX_JOBS else 1)):
         full, cfg = _compose(combo, hydra_lines, cache, group_keys, config_dir)
         with _as_job(full, num if multirun else None):  # ${hydra:job.num} and the like resolve as in the job
             validate(cfg)
             _check_device(cfg.device.name)
+            check_memory(cfg)
+            if "data_root" in cfg.task and not cfg.task.data_root:
+                from .data import check_data_env
+
+                check_data_env()
+            if multirun:
+                jobs.append((_job_folder(full, combo, num, folders, group_keys), cfg))
     hydra = _hydra_dirs(next(iter(cache.values()))[0])
     if multirun:
         plan.sweep_dir = hydra["sweep_dir"]
+        _check_folder_named(plan.sweep_dir, "hydra.sweep.dir")
         if not any(o.key_or_group == "hydra.sweep.dir" for o in hydra_ov) and plan.sweep_dir:
             plan.pin = [f"hydra.sweep.dir={plan.sweep_dir}"]
         _check_writable(plan.sweep_dir or ".", "hydra.sweep.dir")
         _check_sweep_unlocked(plan.sweep_dir)
+        for sub, job_cfg in jobs:  # another config's finished job where this sweep would write
+            if sub is not None:
+                _check_not_another_run(str(Path(plan.sweep_dir) / sub), job_cfg)
+        plan.lock = _lock(plan.sweep_dir) if lock else None
     else:
+        _check_folder_named(hydra["run_dir"], "hydra.run.dir")
+        if not any(o.key_or_group == "hydra.run.dir" for o in hydra_ov) and hydra["run_dir"]:
+            plan.pin = [f"hydra.run.dir={hydra['run_dir']}"]  # the folder checked and locked here is the one used
         _check_writable(hydra["run_dir"] or ".", "hydra.run.dir")
         _check_unlocked(hydra["run_dir"])
         _check_not_another_run(hydra["run_dir"], cfg)
+        plan.lock = _lock(hydra["run_dir"]) if lock else None
     return plan
+
+
+def _check_folder_named(folder: str | None, key: str) -> None:
+    """An empty folder name would write into the current directory: refuse it."""
+    if folder is not None and not folder.strip():
+        raise UserError(f"{key} is empty, which would write results into the current folder; name a folder, "
+                        f"e.g. {key}=runs/my-run")
+
+
+def _lock(folder: str | None):
+    """Take the folder's lock now, before Hydra writes into it, and hold it while the command runs:
+    a second run started at the same moment is refused before it writes anything."""
+    from .reliability import FolderLock
+
+    if not folder:
+        return None
+    return FolderLock(folder).__enter__()
+
+
+def _job_folder(full, combo, num: int, folders: dict, group_keys: set[str]) -> str | None:
+    """The sub-folder a sweep's job writes (hydra.sweep.subdir, resolved as the job will), and a
+    refusal when two jobs would write the same one. None where it cannot be resolved here."""
+    from omegaconf import OmegaConf, open_dict
+
+    raw = OmegaConf.select(full, "hydra.sweep.subdir", throw_on_resolution_failure=False)
+    template = OmegaConf.to_container(full.hydra.sweep, resolve=False).get("subdir")
+    if template == "${hydra.job.num}":
+        sub = str(num)
+    else:
+        job = copy.deepcopy(full)
+        try:
+            with open_dict(job):
+                job.hydra.job.num = num
+                job.hydra.job.override_dirname = _override_dirname(job, combo)
+                for o, v in combo:
+                    if o.key_or_group not in group_keys and not o.key_or_group.startswith("hydra"):
+                        OmegaConf.update(job, o.key_or_group, v, merge=True)
+            sub = str(OmegaConf.select(job, "hydra.sweep.subdir"))
+        except Exception:  # noqa: BLE001 - known only inside the job
+            return None if raw is None else str(raw)
+    if sub in folders:
+        raise UserError(f"jobs {folders[sub]} and {num} of this sweep would write the same folder {sub!r} "
+                        f"(hydra.sweep.subdir={template}); make it tell them apart, e.g. "
+                        "hydra.sweep.subdir=${hydra.job.num}")
+    folders[sub] = num
+    return sub
+
+
+def _override_dirname(job, combo) -> str:
+    """hydra.job.override_dirname as Hydra builds it (its defaults: key=value joined by ',', sorted)."""
+    c = job.hydra.job.config.override_dirname
+    exclude = set(c.get("exclude_keys") or [])
+    lines = sorted(_line(o, v) for o, v in combo if o.get_key_element() not in exclude)
+    return c.item_sep.join(line.replace("=", c.kv_sep, 1) for line in lines)
 
 
 def _check_not_another_run(folder: str | None, cfg) -> None:
@@ -256,11 +331,17 @@ def _check_device(name: str) -> None:
         resolve_device(name)
 
 
+def check_out(folder: str | Path, flag: str = "--out") -> None:
+    """An output folder given on a command line (summarize, plot, figures): a file, a read-only
+    place or one that cannot be made is one line, before anything is computed."""
+    _check_writable(str(folder), flag)
+
+
 def _check_writable(folder: str, key: str) -> None:
     """A result folder that cannot be written is an error now, not after the run: try it."""
     path = Path(folder).expanduser().absolute()
     existing = path
-    while not existing.exists():
+    while not existing.exists() and existing != existing.parent:
         existing = existing.parent
     reason = None if existing.is_dir() else f"{existing} is not a folder"
     if reason is None:
@@ -283,6 +364,7 @@ def _check_sweep_unlocked(folder: str | None) -> None:
     from .reliability import LOCK, lock_holder, refuse_locked
 
     if folder and Path(folder).is_dir():
+        _check_unlocked(folder)  # another sweep's parent holds the folder
         for lock in Path(folder).glob(f"*/{LOCK}"):
             if (pid := lock_holder(lock.parent)) is not None:
                 refuse_locked(lock.parent, pid)

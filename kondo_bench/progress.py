@@ -54,7 +54,7 @@ class Progress:
     def __init__(self, total: int | None, skipped: int = 0, label: str = "jobs", every: float = 30.0,
                  stream=None, clock=time.monotonic):
         self.total, self.skipped, self.label, self.every = total, skipped, label, every
-        self.done, self.failed = skipped, 0
+        self.done, self.failed, self.interrupted = skipped, 0, 0
         self.stream = stream or sys.stdout
         self.clock, self.start = clock, clock()
         self.last_line = -float("inf")
@@ -66,23 +66,27 @@ class Progress:
     def eta(self) -> float | None:
         if self.total is None:
             return None
-        remaining = self.total - self.done - self.failed
-        return eta_seconds(self.done - self.skipped + self.failed, self.clock() - self.start, remaining)
+        ended = self.failed + self.interrupted
+        remaining = self.total - self.done - ended
+        return eta_seconds(self.done - self.skipped + ended, self.clock() - self.start, remaining)
 
     def line(self) -> str:
         total = "?" if self.total is None else self.total
         skipped = f" ({self.skipped} skipped)" if self.skipped else ""
         left = "" if self.total is None else f", about {format_duration(self.eta())} left"
-        if self.total is not None and self.done + self.failed >= self.total:
+        if self.total is not None and self.done + self.failed + self.interrupted >= self.total:
             left = ", all ended"
-        return (f"{self.label}: {self.done}/{total} done{skipped}, {self.failed} failed, "
+        stopped = f", {self.interrupted} interrupted" if self.interrupted else ""
+        return (f"{self.label}: {self.done}/{total} done{skipped}, {self.failed} failed{stopped}, "
                 f"{format_duration(self.clock() - self.start)} elapsed{left}")
 
-    def update(self, done: int | None = None, failed: int | None = None) -> None:
+    def update(self, done: int | None = None, failed: int | None = None, interrupted: int | None = None) -> None:
         """Set the counts (from a sweep folder, or after a launch ended)."""
-        changed = (done is not None and done != self.done) or (failed is not None and failed != self.failed)
+        changed = (done is not None and done != self.done) or (failed is not None and failed != self.failed) \
+            or (interrupted is not None and interrupted != self.interrupted)
         self.done = self.done if done is None else done
         self.failed = self.failed if failed is None else failed
+        self.interrupted = self.interrupted if interrupted is None else interrupted
         if changed:
             self._show()
 
@@ -108,7 +112,8 @@ class Progress:
         if self.bar is not None:
             self.bar.n = self.done
             eta = self.eta()
-            self.bar.set_postfix_str(f"{self.failed} failed" + ("" if eta is None else f", ~{format_duration(eta)} left"))
+            stopped = f", {self.interrupted} interrupted" if self.interrupted else ""
+            self.bar.set_postfix_str(f"{self.failed} failed{stopped}" + ("" if eta is None else f", ~{format_duration(eta)} left"))
             return
         now = self.clock()
         if force or now - self.last_line >= self.every:
@@ -138,17 +143,19 @@ def grid_size(overrides) -> int:
     return n
 
 
-def folder_counts(sweep_dir: Path) -> tuple[int, int]:
-    """(complete, failed or interrupted) runs under a sweep folder, from their summary.json."""
-    done = failed = 0
+def folder_counts(sweep_dir: Path) -> tuple[int, int, int]:
+    """(complete, failed, interrupted) runs under a sweep folder, from their summary.json; a job
+    that failed before its first step (bad data, out of memory) writes a failed summary too."""
+    done = failed = interrupted = 0
     for path in Path(sweep_dir).rglob("summary.json"):
         try:
             status = json.loads(path.read_text()).get("status")
         except (OSError, ValueError):
             continue  # being written: counted at the next look
         done += status in FINISHED
-        failed += status in ("failed", "interrupted")
-    return done, failed
+        failed += status == "failed"
+        interrupted += status == "interrupted"
+    return done, failed, interrupted
 
 
 class SweepProgress(Callback):
@@ -173,7 +180,7 @@ class SweepProgress(Callback):
         self.dir = Path(config.hydra.sweep.dir)
         basic = config.hydra.sweeper.get("_target_") == BASIC_SWEEPER
         total = grid_size(config.hydra.overrides.task) if basic else None
-        done, _ = folder_counts(self.dir)  # finished before: these jobs will be skipped
+        done, _, _ = folder_counts(self.dir)  # finished before: these jobs will be skipped
         self.progress = Progress(total, skipped=min(done, total or done), label=f"sweep {self.dir}",
                                  every=self.every, stream=sys.stderr)
         self.thread = threading.Thread(target=self._watch, daemon=True)
@@ -194,11 +201,11 @@ class SweepProgress(Callback):
 
     def _look(self) -> None:
         with self.lock:  # the watcher thread and on_job_end
-            done, failed = folder_counts(self.dir)
+            done, failed, interrupted = folder_counts(self.dir)
             if self.progress is not None:
                 total = self.progress.total
                 self.progress.update(done=max(self.progress.skipped, done if total is None else min(done, total)),
-                                     failed=failed)
+                                     failed=failed, interrupted=interrupted)
 
     def _watch(self) -> None:
         while not self.stop.wait(self.poll):

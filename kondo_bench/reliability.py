@@ -20,6 +20,7 @@ import os
 import random
 import signal
 import tempfile
+import time
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -39,21 +40,57 @@ class NumericsError(Exception):
     pass
 
 
+class Stopped(Exception):
+    """The run stops now, inside its step: a second signal, or a first one that a long loop
+    (sampling, evaluation) has seen for longer than `StopFlag.GRACE` seconds."""
+
+
 class StopFlag:
+    """Ctrl-C or SIGTERM: the first asks the loop to stop at the next step boundary (its last
+    row evaluated and written); long loops inside a step call `check_stop()`, so a step that
+    would take minutes stops within about GRACE seconds; a second signal stops at once. Either
+    way the run writes an "interrupted" summary."""
+
+    GRACE = 1.0  # seconds a long loop lets the current step finish before it gives up on it
+
     def __init__(self):
         self.signal: str | None = None
+        self.at = 0.0
 
     @contextmanager
     def installed(self):
+        global _ACTIVE
+
         def handler(signum, _frame):
-            self.signal = signal.Signals(signum).name
+            name = signal.Signals(signum).name
+            if self.signal is not None:
+                self.signal = name
+                raise Stopped(f"a second {name}")
+            self.signal, self.at = name, time.monotonic()
 
         old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+        previous, _ACTIVE = _ACTIVE, self
         try:
             yield self
         finally:
+            _ACTIVE = previous
             for s, h in old.items():
                 signal.signal(s, h)
+
+    def check(self) -> None:
+        if self.signal is not None and time.monotonic() - self.at >= self.GRACE:
+            raise Stopped(f"{self.signal} during a long step")
+
+
+_ACTIVE: StopFlag | None = None  # the running loop's flag, for check_stop
+
+
+def check_stop() -> None:
+    """For loops inside a step that can run long (a sampler's positions, an evaluation's
+    batches): raise `Stopped` once a stop signal has waited GRACE seconds. Free otherwise."""
+    flag = _ACTIVE
+    if flag is not None and flag.signal is not None:
+        flag.check()
 
 
 class NumericsGuard:
@@ -159,28 +196,78 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+# A checkpoint file: a header line, the SHA-256 of the payload, then the payload (torch.save's
+# bytes). A file whose payload does not hash to its header (bytes flipped on disk, a copy cut
+# short) is never loaded.
+CHECKPOINT_MAGIC = b"kondo-bench checkpoint v1\n"
+CHECKPOINT_KEYS = ("step", "task", "counters", "seconds", "stale", "rng", "rows", "result_config")
+
+
 def save_checkpoint(out_dir: Path, state: dict) -> None:
-    """torch.save to a temporary file in the same folder, then rename over the old one."""
+    """The state with a checksum of its content, to a temporary file in the same folder, then
+    renamed over the old one."""
+    import hashlib
+    import io
+
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    payload = buffer.getvalue()
     fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=f".{CHECKPOINT}.", suffix=".tmp")
-    os.close(fd)
     try:
-        torch.save(state, tmp)
+        with os.fdopen(fd, "wb") as f:
+            f.write(CHECKPOINT_MAGIC + hashlib.sha256(payload).hexdigest().encode() + b"\n")
+            f.write(payload)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, Path(out_dir) / CHECKPOINT)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
+def set_aside(path: Path, why: str) -> Path:
+    """Rename a file that cannot be trusted (never delete it: it may be wanted for a post-mortem),
+    with one warning naming why and where it went; the run then starts without it."""
+    n = 1
+    while (aside := path.with_name(f"{path.name}.bad-{n}")).exists():
+        n += 1
+    os.replace(path, aside)
+    log.warning("%s %s; set aside as %s, and the run starts from step 0", path, why, aside.name)
+    return aside
+
+
+def read_checkpoint(path: Path) -> dict:
+    """The verified state in a checkpoint file; ValueError saying what is wrong with it."""
+    import hashlib
+    import io
+
+    data = path.read_bytes()
+    if not data.startswith(CHECKPOINT_MAGIC):
+        raise ValueError("has no checksum header (written by an older version, or not a checkpoint)")
+    digest, _, payload = data[len(CHECKPOINT_MAGIC):].partition(b"\n")
+    if hashlib.sha256(payload).hexdigest().encode() != digest:
+        raise ValueError("does not match its checksum (its bytes changed after it was written)")
+    try:
+        state = torch.load(io.BytesIO(payload), map_location="cpu", weights_only=False)
+    except Exception as e:  # noqa: BLE001 - a payload that hashes right but does not load: same outcome
+        raise ValueError(f"cannot be read ({type(e).__name__}: {e})") from None
+    missing = [k for k in CHECKPOINT_KEYS if not isinstance(state, dict) or k not in state]
+    if missing:
+        raise ValueError(f"lacks {', '.join(missing)}")
+    return state
+
+
 def load_checkpoint(out_dir: Path, config: dict) -> dict | None:
-    """The folder's checkpoint if it belongs to this config, else None (an unreadable one
-    is ignored with a warning: the run starts over rather than not at all)."""
+    """The folder's checkpoint if it belongs to this config, else None. One that fails its
+    checksum, cannot be read or lacks a key is set aside with one warning (`set_aside`): the run
+    starts over rather than not at all, and the next rerun does not meet it again."""
     path = Path(out_dir) / CHECKPOINT
     if not path.exists():
         return None
     try:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-    except Exception as e:  # noqa: BLE001 - any unreadable file means the same: start over
-        log.warning("ignoring unreadable %s (%s); the run starts from step 0", path, e)
+        state = read_checkpoint(path)
+    except (ValueError, OSError) as e:
+        set_aside(path, str(e))
         return None
     return state if upgraded(state.get("result_config") or {}) == config else None
 
@@ -233,13 +320,22 @@ class FolderBusy(UserError):
     """A live process is writing the run folder."""
 
 
+_HELD: dict[str, int] = {}  # folders this process holds the lock of -> how many holders
+
+
 class FolderLock:
-    """Hold the folder's lock while a run writes it; `FolderBusy` if a live process holds it."""
+    """Hold the folder's lock while a run writes it; `FolderBusy` if a live process holds it.
+    Re-entrant within a process: the CLI takes it before Hydra writes, the run again inside."""
 
     def __init__(self, folder):
-        self.folder, self.fd = Path(folder), None
+        self.folder, self.fd, self.nested = Path(folder), None, False
 
     def __enter__(self):
+        key = f"{os.getpid()}:{self.folder.absolute()}"  # a forked child holds none of its parent's
+        if key in _HELD:
+            _HELD[key] += 1
+            self.nested = True
+            return self
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.folder / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
@@ -257,9 +353,18 @@ class FolderLock:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self.fd = fd
+        _HELD[key] = 1
         return self
 
     def __exit__(self, *exc):
+        key = f"{os.getpid()}:{self.folder.absolute()}"  # a forked child holds none of its parent's
+        if self.nested or self.fd is not None:
+            _HELD[key] -= 1
+            if _HELD[key] == 0:
+                del _HELD[key]
+        if self.nested:
+            self.nested = False
+            return
         if self.fd is not None:
             os.close(self.fd)  # closing the last descriptor releases the flock
             self.fd = None

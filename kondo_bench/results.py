@@ -8,6 +8,7 @@ without it is incomplete, and its `status` says how the run ended.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -93,9 +94,54 @@ class RunWriter:
             view.close(status)
 
     def finish(self, summary: dict) -> None:
+        """Write the summary last, with the metrics file's row count and digest: a folder whose
+        metrics no longer match them (truncated, edited) is not complete (`incomplete_reason`)."""
         self.close_views(summary.get("status"))
         self._metrics.close()
+        summary = {**summary, **metrics_digest(self.dir)}
         atomic_write_json(self.dir / SUMMARY, summary)
+
+
+def metrics_digest(run_dir: str | Path) -> dict:
+    """The metrics rows' count and SHA-256, as a finished run's summary records them: of the rows
+    every reader reads (read_metrics), so a torn line the readers drop changes neither."""
+    path = Path(run_dir) / METRICS
+    data = path.read_bytes() if path.exists() else b""
+    digest, rows = hashlib.sha256(), 0
+    for line in data.split(b"\n"):
+        try:
+            is_row = isinstance(json.loads(line), dict) if line.strip() else False
+        except ValueError:
+            is_row = False
+        if is_row:
+            digest.update(line.strip() + b"\n")
+            rows += 1
+    return {"metrics_rows": rows, "metrics_sha256": digest.hexdigest()}
+
+
+def incomplete_reason(run_dir: str | Path, summary: dict) -> str | None:
+    """Why a folder whose summary says complete is not (its metrics file no longer matches the
+    row count and digest the summary recorded), else None. Summaries written before the
+    digest existed are taken at their word."""
+    if "metrics_sha256" not in summary:
+        return None
+    now = metrics_digest(run_dir)
+    if now["metrics_sha256"] == summary["metrics_sha256"]:
+        return None
+    return (f"{METRICS} holds {now['metrics_rows']} rows, not the {summary.get('metrics_rows')} its summary "
+            "recorded (truncated or changed since): rerun the job")
+
+
+def write_ended(run_dir: str | Path, summary: dict) -> None:
+    """A summary for a job that ended without training (failed before its first step, or not
+    started because its sweep was stopped): it says why, so that no one takes the folder for a
+    run still going. Never over a complete run's summary."""
+    run_dir = Path(run_dir)
+    prior = read_summary(run_dir)
+    if is_finished(prior):
+        return
+    run_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_json(run_dir / SUMMARY, {"steps": 0, **summary, **metrics_digest(run_dir)})
 
 
 def read_metrics(run_dir: str | Path) -> list[dict]:

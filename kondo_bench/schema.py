@@ -83,9 +83,9 @@ class TaskConfig:
     """What every task has; a task's own schema subclasses it, beside the task."""
 
     name: str = MISSING
-    steps: int = num(1000, ">= 1", "optimiser steps (screened batches)")
-    batch_size: int = num(100, ">= 1", "samples acted and screened per step")
-    eval_every: int = num(100, ">= 1", "steps between evaluations (and metrics rows)")
+    steps: int = num(1000, "[1, 1000000000]", "optimiser steps (screened batches)")
+    batch_size: int = num(100, "[1, 1000000]", "samples acted and screened per step")
+    eval_every: int = num(100, "[1, 1000000000]", "steps between evaluations (and metrics rows)")
 
 
 NUMERIC = (int, float)

@@ -19,6 +19,7 @@ Plots and figures take these tables; nothing re-parses the run folders.
 from __future__ import annotations
 
 import argparse
+import collections
 import functools
 import json
 import math
@@ -31,7 +32,7 @@ import pandas as pd
 import yaml
 
 from .reliability import NOT_RESULTS
-from .results import METRICS, SUMMARY, is_finished, read_metrics
+from .results import METRICS, SUMMARY, incomplete_reason, is_finished, read_metrics
 
 # Config columns every row has; the flattened config adds the rest (e.g. `task.steps`, `method.signal`).
 CONFIG_COLUMNS = ["task", "method", "gate", "price", "keep_rate", "eta", "seed", "cost_ratio", "device"]
@@ -143,6 +144,48 @@ def _override_columns(job: Path | list[str], config: dict) -> dict:
     return cols
 
 
+MULTIRUN = "multirun.yaml"  # what Hydra writes into a sweep folder when it launches the sweep
+
+
+def planned_jobs(root: Path) -> list[list[str]] | None:
+    """The override lines of every job the sweep under `root` meant to run, in Hydra's order, from
+    its multirun.yaml (None where there is none, or another sweeper than the basic one made it)."""
+    path = Path(root) / MULTIRUN
+    if not path.is_file():
+        return None
+    try:
+        from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+        from hydra.core.override_parser.overrides_parser import OverridesParser
+
+        saved = yaml.safe_load(path.read_text()) or {}
+        hydra = saved.get("hydra") or {}
+        if not str((hydra.get("sweeper") or {}).get("_target_", "")).endswith("BasicSweeper"):
+            return None
+        params = [f"{k}={v}" for k, v in ((hydra.get("sweeper") or {}).get("params") or {}).items()]
+        lines = params + [str(x) for x in (hydra.get("overrides") or {}).get("task") or []]
+        batches = BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(lines), None)
+        return [list(job) for batch in batches for job in batch]
+    except Exception:  # noqa: BLE001 - an unreadable or foreign multirun.yaml: list the folders only
+        return None
+
+
+def never_started(root: Path, jobs: list[Path]) -> list[tuple[int, list[str]]]:
+    """(number, override lines) of each planned job (planned_jobs) that no job folder under root
+    ran: none holds its overrides."""
+    planned = planned_jobs(root)
+    if not planned:
+        return []
+    ran = collections.Counter(tuple(sorted(read_overrides(j))) for j in jobs)  # two jobs may share overrides
+    out = []
+    for i, p in enumerate(planned):
+        key = tuple(sorted(p))
+        if ran[key] > 0:
+            ran[key] -= 1
+        else:
+            out.append((i, p))
+    return out
+
+
 def _hydra_config(job: Path) -> dict:
     path = job / ".hydra" / "config.yaml"
     try:
@@ -162,6 +205,8 @@ def read_job(job: Path, root: Path) -> tuple[dict | None, dict | None, list[dict
         reason = f"unreadable {SUMMARY} ({e})"
     if summary is None and reason is None:
         reason = f"no {SUMMARY} ({len(rows)} metrics rows: still running, killed or failed)"
+    if summary is not None and reason is None and is_finished(summary):
+        reason = incomplete_reason(job, summary)  # its metrics cut short since: never plotted short
     config = None if summary and summary.get("config") else _hydra_config(job)
     return job_tables(run, summary, rows, read_overrides(job), reason, config)
 
@@ -207,13 +252,17 @@ def job_tables(run: str, summary: dict | None, rows: list[dict], overrides: list
 
 def load_sweep(source: str | Path | list[Path], root: str | Path | None = None, curves: bool = True) -> SweepTables:
     """Read every job under a sweep folder (or the given job folders) once."""
+    missing = []
     if isinstance(source, (str, Path)):
         root = Path(source)
         jobs = job_dirs(root)
+        # the jobs a sweep meant to run but no folder ran (stopped, or the launcher died)
+        missing = [job_tables(f"(job {i})", None, [], lines, f"never started ({' '.join(lines)})")
+                   for i, lines in never_started(root, jobs)]
     else:
         jobs = [Path(j) for j in source]
         root = Path(root) if root is not None else Path(os.path.commonpath([str(j) for j in jobs])) if jobs else Path(".")
-    return tables_of([read_job(job, root) for job in jobs], curves)
+    return tables_of([read_job(job, root) for job in jobs] + missing, curves)
 
 
 def tables_of(results: list[tuple[dict | None, dict | None, list[dict]]], curves: bool = True) -> SweepTables:
@@ -237,6 +286,9 @@ def tables_of(results: list[tuple[dict | None, dict | None, list[dict]]], curves
         data = [c for c in DATA_COLUMNS if c in runs.columns]
         runs = runs[["run", *CONFIG_COLUMNS, *sorted(extra), *RESULT_COLUMNS, *data]]
     incomplete = pd.DataFrame(missing, columns=None if missing else ["run", "reason"])
+    for col in incomplete.columns:  # a job that never started has its values as typed (strings): one type a column
+        if incomplete[col].dtype == object and incomplete[col].map(type).nunique() > 1:
+            incomplete[col] = incomplete[col].map(lambda v: v if v is None else str(v))
     curves_df = _numeric(pd.concat(metric_frames, ignore_index=True)) if metric_frames else pd.DataFrame()
     return SweepTables(runs, incomplete, curves_df)
 
@@ -342,9 +394,17 @@ def summarize_main(argv: list[str]) -> int:
         return 2
     show(tables)
     stem = Path(args.out) if args.out else root / "sweep"
-    written = write_table(tables.runs, stem)
-    if not tables.incomplete.empty:
-        written += write_table(tables.incomplete, stem.with_name(stem.name + "_incomplete"))[:1]
+    try:
+        written = write_table(tables.runs, stem)
+        if not tables.incomplete.empty:
+            written += write_table(tables.incomplete, stem.with_name(stem.name + "_incomplete"))[:1]
+    except OSError as e:
+        from .faults import describe
+
+        why = (describe(e, stem.parent) or f"{e.strerror or e}: {e.filename or stem}").split(": choose")[0]
+        print(f"kondo-bench: error: cannot write the tables to {stem}.*: {why}; give --out a writable "
+              "FILE_STEM", file=sys.stderr)
+        return 2
     print(f"\n{len(tables.runs)} complete, {len(tables.incomplete)} incomplete; wrote "
           + ", ".join(str(p) for p in written))
     return 0

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import os
 import random
 import sys
@@ -34,11 +35,12 @@ from .config import resolve_estimator, resolve_gate
 from .validation import validate
 from .errors import UserError
 from .core import Learned, gate_class  # noqa: F401  (Learned: also imported from here)
+from .memory import check_memory
 from .methods import Method
-from .reliability import (FolderLock, NumericsError, NumericsGuard, StopFlag, load_checkpoint,
-                          remove_stale_temporaries, result_config, rng_state, save_checkpoint, set_rng_state,
+from .reliability import (CHECKPOINT, FolderLock, NumericsError, NumericsGuard, StopFlag, Stopped, load_checkpoint,
+                          remove_stale_temporaries, result_config, rng_state, save_checkpoint, set_aside, set_rng_state,
                           upgraded)
-from .results import SUMMARY, RunWriter, is_finished, read_metrics, read_summary
+from .results import SUMMARY, RunWriter, incomplete_reason, is_finished, read_metrics, read_summary
 from .steps import PathwiseStep, ScoreStep, learn_step  # noqa: F401  (learn_step: also imported from here)
 from .tasks import Task, make_task
 
@@ -147,6 +149,9 @@ def train(cfg, task: Task, method: Method, writer: RunWriter, device: torch.devi
         except NumericsError as e:
             status, error = "failed", str(e)
             log.error("run failed: %s", e)
+        except Stopped as e:  # inside a step: the step is dropped, the rows so far are kept
+            status = "interrupted"
+            log.warning("stopped by %s in step %d of %d", e, counters.steps + 1, steps)
     return {"status": status, "error": error, "stop_reason": stop_reason,
             "counters": counters.as_dict(cfg.cost_ratio), "time": timer.as_dict()}
 
@@ -234,6 +239,7 @@ def run_experiment(cfg, out_dir, task_config: str | None = None) -> dict:
     views = loggers.requested(cfg)  # a missing package stops the run now, naming the install
     device = resolve_device(cfg.device.name)
     check_bf16_screen(cfg, device)
+    check_memory(cfg, str(device))  # before anything is allocated: one line naming the key to lower
     if cfg.device.threads:
         torch.set_num_threads(cfg.device.threads)
     set_deterministic(cfg.device.deterministic)
@@ -245,12 +251,25 @@ def refuse_other_config(out_dir, cfg) -> dict | None:
     """The folder's finished (complete or solved) summary if it is a run of this config;
     UserError if of another."""
     prior = read_summary(out_dir) if (Path(out_dir) / SUMMARY).is_file() else None
+    if is_finished(prior) and cfg.resume and (why := incomplete_reason(out_dir, prior)):
+        log.warning("%s: %s; running it again", out_dir, why)
+        return None
     if is_finished(prior) and cfg.resume:
         if upgraded(prior.get("result_config") or {}) == result_config(cfg):
             return prior
         raise UserError(f"{out_dir} already holds a complete run of a different config; choose another "
                         "folder (hydra.run.dir=... or hydra.sweep.dir=...) or pass resume=false to overwrite it")
     return None
+
+
+def _fits(task: Task, checkpoint: dict) -> bool:
+    """Whether the checkpoint's task state loads into this task (train() loads it again)."""
+    try:
+        task.load_state_dict(checkpoint["task"])
+        Counters(**checkpoint["counters"])
+        return True
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError, IndexError):
+        return False
 
 
 def _run_locked(cfg, out_dir, device: torch.device, task_config: str | None = None,
@@ -268,6 +287,11 @@ def _run_locked(cfg, out_dir, device: torch.device, task_config: str | None = No
         checkpoint, kept_rows = None, []
     seed_everything(cfg.seed)
     task = make_task(cfg, device)  # a data problem is refused before any result file is written
+    if checkpoint is not None and not _fits(task, checkpoint):  # e.g. a key missing from its task state
+        set_aside(Path(out_dir) / CHECKPOINT, "does not fit this run's task (a key is missing or has another shape)")
+        checkpoint, kept_rows = None, []
+        seed_everything(cfg.seed)
+        task = make_task(cfg, device)  # built afresh: the failed load may have changed some of its state
     method = Method.from_config(cfg)
     writer = RunWriter(out_dir, kept_rows)
     (Path(out_dir) / SUMMARY).unlink(missing_ok=True)  # a rerun is incomplete until it finishes
@@ -306,5 +330,26 @@ def _run_locked(cfg, out_dir, device: torch.device, task_config: str | None = No
         "result_config": config,
         "versions": {"kondo_bench": __version__, "torch": torch.__version__},
     }
+    if is_finished(summary) and (bad := overflowed(summary)):
+        summary["status"] = "failed"
+        summary["error"] = (f"{bad} overflowed (not a finite number), so the run's result cannot be recorded; "
+                            "lower cost_ratio or the run's size")
+        log.error("run failed: %s", summary["error"])
     writer.finish(summary)
     return summary
+
+
+RESULT_FIELDS = ("forward_samples", "backward_samples", "backward_units", "reforward_samples", "cost",
+                 "cost_with_reforward", "optimizer_steps", "steps", "final_quality")
+
+
+def overflowed(summary: dict) -> str | None:
+    """The first result field that is not a finite number (JSON would store it as null)."""
+    for key in RESULT_FIELDS:
+        v = summary.get(key)
+        if isinstance(v, float) and not math.isfinite(v):
+            return key
+    for key, v in (summary.get("final") or {}).items():
+        if isinstance(v, float) and (math.isinf(v) or key == summary.get("quality_metric") and math.isnan(v)):
+            return f"final.{key}"
+    return None

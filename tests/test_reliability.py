@@ -142,3 +142,101 @@ def test_committed_results_still_count_as_the_same_computation(store):
     if "data_root" in stored.get("task", {}):
         today["task"]["data_root"] = stored["task"]["data_root"]  # where the data was is not the computation
     assert upgraded(stored) == today
+
+
+# ---- sizes: every size key bounded, memory estimated before anything is allocated ----
+
+SIZE_EXAMPLES = [
+    (["task=bandit", "task.batch_size=1000000000"], "task.batch_size=1000000000 is out of range"),
+    (["task=reversal", "task.vocab=10000000"], "task.vocab=10000000 is out of range"),
+    (["task=mnist", "task.batch_size=1000000000"], "task.batch_size=1000000000 is out of range"),
+    (["task=bandit", "device.threads=100000"], "device.threads=100000 is out of range"),
+    (["task=reversal", "task.eval_prompts=100000000"], "task.eval_prompts=100000000 is out of range"),
+    (["task=reversal", "task.horizon=100000"], "task.horizon=100000 is out of range"),
+    (["task=bandit", "cost_ratio=1e308"], "cost_ratio=1e+308 is out of range"),
+]
+
+
+@pytest.mark.parametrize("args,message", SIZE_EXAMPLES, ids=[a[-1] for a, _ in SIZE_EXAMPLES])
+def test_each_oversized_example_is_refused_with_one_line(args, message):
+    from kondo_bench.preflight import check_run
+
+    with pytest.raises(UserError) as e:
+        check_run(args, lock=False)
+    assert message in str(e.value) and "\n" not in str(e.value)
+
+
+def test_a_run_too_big_for_the_memory_there_is_refused_naming_the_estimate_and_the_key(monkeypatch):
+    from kondo_bench import memory
+    from kondo_bench.preflight import check_run
+
+    monkeypatch.setattr(memory, "available", lambda device: (2.0 * 2**30, "available in this machine's memory"))
+    check_run(["task=reversal"], lock=False)  # the default fits
+    with pytest.raises(UserError) as e:
+        check_run(["task=reversal", "task.eval_prompts=1000000"], lock=False)
+    msg = str(e.value)
+    assert "\n" not in msg and re.search(r"needs about [\d.,]+ GiB of memory, 2\.0 GiB available", msg), msg
+    assert "lower task.eval_prompts (task.eval_prompts=1000000;" in msg
+    with pytest.raises(UserError, match="lower task.batch_size"):
+        check_run(["task=bandit", "task.batch_size=1000000", "task.arms=10000"], lock=False)
+    with pytest.raises(UserError, match="lower staleness"):
+        check_run(["task=mnist", "task.hidden=[4000,4000]", "staleness=100", "method=pg"], lock=False)
+
+
+@pytest.mark.parametrize("task", ["bandit", "bandit_multi", "mnist", "reversal", "vae"])
+def test_every_default_run_is_estimated_well_inside_a_small_machine(task):
+    """The estimate never stands in the way of an ordinary run: each task's default config is
+    estimated under 1 GiB (a CI machine has several)."""
+    from kondo_bench.memory import terms
+
+    total = sum(b for _, b, _ in terms(make_cfg(f"task={task}")))
+    assert 0 < total < 2**30
+
+
+# ---- stopping inside a long step ----
+
+def test_a_stop_signal_is_honoured_inside_the_samplers_loop(tmp_path, monkeypatch):
+    """A SIGINT during the sampler's positions: once it has waited GRACE seconds (0 here), the
+    next position stops the step: the run ends "interrupted", no traceback, the step dropped."""
+    import os
+
+    from kondo_bench.reliability import StopFlag
+    from kondo_bench.tasks import reversal
+
+    monkeypatch.setattr(StopFlag, "GRACE", 0.0)
+    calls, forward = {"n": 0}, reversal.Transformer.forward
+
+    def counting(self, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 3:  # the prompt pass, position 0, then this one: inside the first step's sampler
+            os.kill(os.getpid(), signal.SIGINT)
+        return forward(self, *args, **kwargs)
+
+    monkeypatch.setattr(reversal.Transformer, "forward", counting)
+    s = run_experiment(make_cfg("task=reversal", "task.horizon=8", "task.steps=5", "task.eval_every=5",
+                                "progress=false", "device.threads=1"), tmp_path)
+    assert s["status"] == "interrupted" and s["steps"] == 0
+    assert calls["n"] == 3  # not one pass more: the other 6 positions of the answer were never written
+
+
+def test_a_second_signal_ends_the_run_at_once_with_an_interrupted_summary(tmp_path, monkeypatch):
+    """Two SIGINTs while step 20 is evaluated: the first would let it finish; the second stops now."""
+    import os
+
+    from kondo_bench.tasks.bandit import BanditTask
+
+    original, calls = BanditTask.evaluate, {"n": 0}
+
+    def evaluate(self):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+            os.kill(os.getpid(), signal.SIGINT)
+        return original(self)
+
+    monkeypatch.setattr(BanditTask, "evaluate", evaluate)
+    run = tmp_path / "run"
+    s = run_experiment(make_cfg("task=bandit", "task.steps=100", "task.eval_every=10", "progress=false"), run)
+    assert s["status"] == "interrupted" and s["steps"] == 20
+    assert [r["step"] for r in rows(run)] == [10]  # the interrupted evaluation wrote no row
+    assert summary(run)["status"] == "interrupted"

@@ -4,15 +4,19 @@ import importlib.util
 import itertools
 import json
 import random
+import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from conftest import REPO, kb, needs_mnist_full
+from conftest import REPO, SHARED_MNIST, kb, needs_mnist, needs_mnist_full
 from kondo_bench import figures
 from kondo_bench.cli import main
 from kondo_bench.figures.store import read_store, store_path
@@ -320,3 +324,178 @@ def test_a_record_names_no_path_of_this_machine(tmp_path, monkeypatch):
     assert read_store(repo / "finished" / "s.jsonl")["seed=0"]["summary"]["data_root"] == "../elsewhere"
     committed = [f for f in (REPO / "results" / "figures").glob("*/finished/*.jsonl")]
     assert committed and not [f for f in committed if '":"/' in f.read_text()]
+
+
+# ---- a sweep where one job's fault costs only that job ----
+
+def _status(job):
+    return json.loads((job / "summary.json").read_text())
+
+
+@needs_mnist
+def test_a_jobs_bad_data_costs_that_job_only(tmp_path):
+    """GOOD, CORRUPT, GOOD: the second job is recorded failed with its one-line reason, the third
+    still runs, the sweep exits 1, and summarize lists all three."""
+    bad = tmp_path / "bad"
+    shutil.copytree(SHARED_MNIST, bad)
+    labels = bad / "t10k-labels-idx1-ubyte.gz"
+    data = bytearray(labels.read_bytes())
+    data[100] ^= 0xFF
+    labels.write_bytes(bytes(data))
+    sweep = tmp_path / "sweep"
+    res = kb("run", "-m", "task=mnist", "task.steps=2", "task.eval_every=1", "method=pg", "progress=false",
+             f"task.data_root={SHARED_MNIST},{bad},{SHARED_MNIST}", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    assert res.returncode == 1 and "Traceback" not in res.stderr, res.stderr
+    assert [_status(sweep / j)["status"] for j in "012"] == ["complete", "failed", "complete"]
+    error = _status(sweep / "1")["error"]
+    assert "\n" not in error and f"cannot read {labels}" in error
+    assert "2/3 done, 1 failed" in res.stderr and "1 of 3 jobs failed" in res.stderr.splitlines()[-1]
+    out = subprocess.run([sys.executable, "-m", "kondo_bench.cli", "summarize", str(sweep)], capture_output=True,
+                         text=True, cwd=tmp_path).stdout
+    assert "1 complete" not in out and "2 complete, 1 incomplete" in out
+
+
+def test_summarize_lists_the_jobs_a_sweep_never_started(tmp_path):
+    sweep = tmp_path / "sweep"
+    res = kb("run", "-m", "task=bandit", "task.steps=5", "seed=0,1,2", "progress=false", f"hydra.sweep.dir={sweep}",
+             cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    shutil.rmtree(sweep / "2")  # as if the sweep had been stopped before its last job
+    tables = load_sweep(sweep)
+    assert len(tables.runs) == 2 and list(tables.incomplete["run"]) == ["(job 2)"]
+    assert tables.incomplete["reason"][0].startswith("never started (") and "seed=2" in tables.incomplete["reason"][0]
+
+
+# ---- refuse before writing ----
+
+def test_a_sweep_into_another_configs_finished_sweep_is_refused_before_hydra_writes(tmp_path):
+    sweep = tmp_path / "sweep"
+    assert kb("run", "-m", "task=bandit", "task.steps=5", "seed=0,1", f"hydra.sweep.dir={sweep}",
+              cwd=tmp_path).returncode == 0
+    before = {p: p.read_bytes() for p in [sweep / "multirun.yaml", *sweep.glob("*/.hydra/*.yaml")]}
+    res = kb("run", "-m", "task=bandit", "task.steps=6", "seed=0,1", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    assert res.returncode == 2 and res.stderr.count("\n") == 1 and "a complete run of a different config" in res.stderr
+    assert {p: p.read_bytes() for p in before} == before  # multirun.yaml and every job's .hydra/ untouched
+
+
+def test_jobs_that_would_share_a_folder_are_refused_before_anything_is_written(tmp_path):
+    sweep = tmp_path / "sweep"
+    res = kb("run", "-m", "task=bandit", "task.steps=5", "seed=0,1,2", "resume=false", f"hydra.sweep.dir={sweep}",
+             "hydra.sweep.subdir=${task.name}", cwd=tmp_path)
+    assert res.returncode == 2 and res.stderr.count("\n") == 1, res.stderr
+    assert "jobs 0 and 1 of this sweep would write the same folder 'bandit'" in res.stderr
+    assert not sweep.exists()
+
+
+def test_a_second_run_into_a_folder_in_use_is_refused_before_it_writes(tmp_path):
+    run = tmp_path / "run"
+    first = subprocess.Popen([sys.executable, "-m", "kondo_bench.cli", "run", "task=bandit", "task.steps=10000000",
+                              "task.eval_every=50", "progress=false", f"hydra.run.dir={run}"], cwd=tmp_path,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        _wait_for(lambda: (run / "metrics.jsonl").exists())
+        before = (run / ".hydra" / "config.yaml").read_bytes()
+        res = kb("run", "task=bandit", "task.steps=5", f"hydra.run.dir={run}", cwd=tmp_path)
+        assert res.returncode == 2 and f"being written by process {first.pid}" in res.stderr, res.stderr
+        assert (run / ".hydra" / "config.yaml").read_bytes() == before
+    finally:
+        first.kill()
+        first.wait()
+
+
+def _wait_for(condition, timeout: float = 120) -> None:
+    deadline = time.time() + timeout
+    while not condition():
+        assert time.time() < deadline, "timed out"
+        time.sleep(0.2)
+
+
+# ---- clean stops under every launcher ----
+
+def _descendants(pid: int) -> set[int]:
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    out, todo = set(), [pid]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            out.add(c)
+            todo.append(c)
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+LONG = ("task=bandit", "task.steps=10000000", "task.eval_every=100", "progress=false", "device.threads=1")
+
+
+def _start_sweep(tmp_path, *args):
+    sweep = tmp_path / "sweep"
+    proc = subprocess.Popen([sys.executable, "-m", "kondo_bench.cli", "run", "-m", *LONG, *args,
+                             f"hydra.sweep.dir={sweep}"], cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    return proc, sweep
+
+
+@pytest.mark.skipif(not has_plugin("hydra_joblib_launcher"), reason="pip install kondo-bench[joblib]")
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_to_a_joblib_sweeps_parent_stops_every_job_cleanly(tmp_path, sig):
+    proc, sweep = _start_sweep(tmp_path, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "seed=0,1,2,3")
+    try:
+        _wait_for(lambda: len(list(sweep.glob("*/metrics.jsonl"))) >= 2 and all(
+            (m.stat().st_size > 0) for m in sweep.glob("*/metrics.jsonl")))
+        workers = _descendants(proc.pid)
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    assert f"sweep stopped by {sig.name}" in err.splitlines()[-1]
+    _wait_for(lambda: not any(_alive(p) for p in workers), timeout=30)  # no orphan
+    statuses = [(_status(j)["status"], _status(j).get("error")) for j in sorted(sweep.glob("[0-9]*"))]
+    ran = [s for s in statuses if s[1] is None]
+    assert len(ran) == 2 and all(s == "interrupted" for s, _ in ran), statuses
+    assert all(s == "interrupted" and e.startswith("not started") for s, e in statuses if e is not None), statuses
+    tables = load_sweep(sweep)
+    assert len(tables.incomplete) == 4 and tables.runs.empty  # every planned job listed, none complete
+
+
+@pytest.mark.skipif(not has_plugin("hydra_joblib_launcher"), reason="pip install kondo-bench[joblib]")
+def test_a_killed_joblib_job_costs_that_job_only(tmp_path):
+    sweep = tmp_path / "sweep"
+    proc = subprocess.Popen([sys.executable, "-m", "kondo_bench.cli", "run", "-m", "hydra/launcher=joblib",
+                             "hydra.launcher.n_jobs=2", "task=bandit", "task.steps=3000", "task.eval_every=100",
+                             "progress=false", "device.threads=1", "seed=0,1,2", f"hydra.sweep.dir={sweep}"],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for(lambda: (sweep / "0" / "metrics.jsonl").exists())
+        os.kill(int((sweep / "0" / ".kondo-bench.lock").read_text()), signal.SIGKILL)  # as the OOM killer would
+        out, err = proc.communicate(timeout=300)
+    finally:
+        proc.kill()
+    assert proc.returncode == 1 and "Traceback" not in err, err
+    assert "killed by SIGKILL" in _status(sweep / "0")["error"]
+    assert [_status(sweep / j)["status"] for j in "12"] == ["complete", "complete"]
+    assert "1 of 3 jobs failed" in err.splitlines()[-1]
+
+
+def test_a_signal_to_a_basic_sweep_stops_it_with_an_interrupted_summary(tmp_path):
+    proc, sweep = _start_sweep(tmp_path, "seed=0,1")
+    try:
+        _wait_for(lambda: (sweep / "0" / "metrics.jsonl").exists() and (sweep / "0" / "metrics.jsonl").stat().st_size)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    assert _status(sweep / "0")["status"] == "interrupted"
+    assert list(load_sweep(sweep).incomplete["run"]) == ["0", "(job 1)"]  # the job never started is listed

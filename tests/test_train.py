@@ -148,7 +148,7 @@ def test_mnist_same_seed_same_metrics_and_data_notice(tmp_path):
     ("cost_ratio=-2", "cost_ratio=-2.0 is out of range"),
     ("device.name=cuda", "use device=cpu"),
     ("device.name=tpu", "unknown device"),
-    ("task.steps=0", "task.steps=0 is out of range: it must be >= 1"),
+    ("task.steps=0", "task.steps=0 is out of range: it must be in"),
     ("method.gate=topk", "needs keep_rate"),
 ])
 def test_bad_input_is_a_user_error(tmp_path, override, message):

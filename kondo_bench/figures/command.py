@@ -102,10 +102,26 @@ def main(argv: list[str], figures: dict[str, Figure]) -> int:
     figs = [figures[name] for name in args.only or list(figures)]
     if args.redraw:
         return redraw(figs, scale, out)
+    from ..errors import UserError
+    from ..preflight import check_out, check_run
+
+    try:
+        check_out(out)
+    except UserError as e:
+        print(f"kondo-bench figures: error: {e}", file=sys.stderr)
+        return 2
+
     def plan(fig: Figure) -> list[Plan]:  # --sweep: only the sweeps named (e.g. two commands on two cores)
         return plan_sweeps(fig, scale, out, extra, args.sweep)
 
     plans = {f.name: plan(f) for f in figs}
+    first = next((j for ps in plans.values() for p in ps for j in p.jobs), None)
+    if first is not None and not args.no_launch and not args.dry_run:
+        try:  # a misspelt or out-of-range extra KEY=VALUE: one line now, before any sweep launches
+            check_run(["-m", *first.overrides, *[o for o in extra if not o.startswith("hydra")]], lock=False)
+        except UserError as e:
+            print(f"kondo-bench figures: error: {e}", file=sys.stderr)
+            return 2
     jobs = {j.folder: j for ps in plans.values() for p in ps for j in p.jobs}  # figures share sweeps
     skipped = sum(is_done(j, extra) for j in jobs.values())
     if args.dry_run:

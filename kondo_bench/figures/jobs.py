@@ -27,7 +27,7 @@ import pandas as pd
 
 from ..progress import Progress
 from ..reliability import NOT_RESULTS, result_config, upgraded
-from ..results import FINISHED, is_finished
+from ..results import FINISHED, incomplete_reason, is_finished
 from ..sweeps import job_tables, read_job, read_overrides, tables_of
 from .core import Figure, FigureData, Scale, Sweep
 from .store import metrics_rows, read_store, record_of, store_path, write_store
@@ -122,6 +122,8 @@ def folder_done(job: Job, extra: list[str]) -> bool:
     try:
         summary = json.loads((job.folder / "summary.json").read_text())
     except (OSError, json.JSONDecodeError):
+        return False
+    if incomplete_reason(job.folder, summary):  # metrics cut short since: run again, never drawn short
         return False
     return finished(summary, read_overrides(job.folder), job, extra)
 

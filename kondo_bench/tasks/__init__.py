@@ -82,6 +82,13 @@ class Task:
     def from_config(cls, cfg, device: torch.device) -> "Task":
         return cls(cfg.task, device)
 
+    @classmethod
+    def memory_terms(cls, cfg) -> list[tuple[str | None, float, str]]:
+        """The run's big tensors, before any is allocated: (the key to lower, bytes, what) for
+        each (kondo_bench/memory.py adds them up); a term named "parameters" counts weights,
+        gradients and Adam's two moments. cfg is the full config."""
+        return []
+
     def parameters(self) -> list[torch.Tensor]:
         """What the optimiser updates: the policy, for staleness, checkpoints and NaN checks."""
         return [p for group in self.optimizer.param_groups for p in group["params"]]

@@ -70,6 +70,14 @@ class BanditTask(Task):
         self._misalign: list[float] = []
         self._misalign_ce: list[float] = []
 
+    @classmethod
+    def memory_terms(cls, cfg) -> list[tuple[str | None, float, str]]:
+        t = cfg.task
+        table = t.contexts * t.arms * 4
+        return [("task.contexts", table * 4, "parameters"),  # logits, grad, noise sigma, target
+                ("task.contexts", table * 4, "the exact gradient and misalignment over every context"),
+                ("task.batch_size", t.batch_size * t.arms * 4 * 4, "a batch's rows of logits and probabilities")]
+
     def _noise_std(self, cfg, n: int, k: int, device) -> torch.Tensor:
         """Per (context, arm) reward-noise sigma: all arms, or a random fraction of the wrong ones."""
         std = torch.full((n, k), float(cfg.reward_noise), device=device)

@@ -10,16 +10,16 @@ from ..schema import TaskConfig, num
 @dataclass
 class BanditConfig(TaskConfig):
     name: str = "bandit"
-    contexts: int = num(1, ">= 1", "N, the number of contexts: 1 is the single-context bandit")
-    arms: int = num(100, ">= 2", "K, the number of arms (one is correct)")
+    contexts: int = num(1, "[1, 1000000]", "N, the number of contexts: 1 is the single-context bandit")
+    arms: int = num(100, "[2, 1000000]", "K, the number of arms (one is correct)")
     step_size: float = num(0.1, "> 0", "alpha of the normalised logit step z <- z + alpha g/|g|")
     baseline: float = num(0.5, "finite", "b in U = R - b")
     logit_std: float = num(0.0, ">= 0", "initial logits ~ N(0, std); 0 gives uniform logits")
     reward_noise: float = num(0.0, ">= 0", "sigma of Gaussian noise added to the reward of noisy arms")
     # 1: every arm is noisy (homoskedastic); < 1: that fraction of the wrong arms only (the "gambling" regime)
     noisy_arms: float = num(1.0, "[0, 1]", "the fraction of wrong arms whose reward is noisy")
-    steps: int = num(1000, ">= 1", "optimiser steps (screened batches)")
-    eval_every: int = num(10, ">= 1", "steps between evaluations (and metrics rows)")
+    steps: int = num(1000, "[1, 1000000000]", "optimiser steps (screened batches)")
+    eval_every: int = num(10, "[1, 1000000000]", "steps between evaluations (and metrics rows)")
 
 
 def register() -> None:

@@ -15,6 +15,7 @@ from torch import nn
 
 from ..data import load_mnist
 from ..models import MLP, build_model
+from ..reliability import check_stop
 from . import Batch, Task, rows_of, sample_categorical
 from .baselines import expected_reward
 from .mnist_config import MnistConfig, validate_mnist
@@ -55,6 +56,16 @@ class MnistTask(Task):
         # fused: one kernel for all parameters instead of a Python loop over them (CPU and CUDA)
         self.optimizer = torch.optim.Adam(self.net.parameters(), lr=cfg.lr, fused=True)
 
+    @classmethod
+    def memory_terms(cls, cfg) -> list[tuple[str | None, float, str]]:
+        t = cfg.task
+        sizes = [784, *t.hidden, 10]
+        weights = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+        return [("task.batch_size", t.batch_size * (784 + 2 * sum(sizes[1:])) * 4 * 2, "a batch's activations"),
+                ("task.hidden", weights * 4 * 4, "parameters"),
+                ("task.hidden", 10_000 * max(sizes) * 4 * 2, "an evaluation chunk's activations"),
+                (None, 70_000 * 784 * 4, "the images on the device")]
+
     def act(self) -> Batch:
         return self._act(grad=False)
 
@@ -83,6 +94,7 @@ class MnistTask(Task):
     def evaluate(self) -> dict:
         wrong = 0
         for start in range(0, len(self.y_eval), 10_000):
+            check_stop()
             pred = self.net(self.x_eval[start:start + 10_000]).argmax(-1)
             wrong += (pred != self.y_eval[start:start + 10_000]).sum().item()
         return {"test_error": wrong / len(self.y_eval)}

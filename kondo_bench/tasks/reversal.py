@@ -46,6 +46,7 @@ from torch import nn
 from .reversal_config import ReversalConfig, validate_reversal as _validate
 from ..errors import UserError
 from ..models import build_model
+from ..reliability import check_stop
 from . import Batch, Task
 from .baselines import grouped_advantage  # noqa: F401  (also imported from here by scripts and tests)
 
@@ -200,6 +201,7 @@ def sample(net: Transformer, prompt: torch.Tensor, samples: int = 1, greedy: boo
     logits = logits[:, -1].repeat_interleave(samples, 0)
     answer, logp = [], []
     for t in range(h):
+        check_stop()  # a long answer (large H) is many passes: Ctrl-C need not wait for them all
         lp = logits.float().log_softmax(-1)
         if greedy:
             a = lp.argmax(-1)
@@ -287,6 +289,22 @@ class ReversalTask(Task):
         self.eval_gen = torch.Generator(device).manual_seed(int(torch.randint(2**62, ())))
         self.train_reward = torch.zeros((), device=device)  # sum of R over training episodes
         self.train_episodes = 0
+
+    @classmethod
+    def memory_terms(cls, cfg) -> list[tuple[str | None, float, str]]:
+        t, f = cfg.task, 4
+        h, m, d, n_layers = t.horizon, t.vocab, t.d_model, t.layers
+        b, e, p = t.batch_size, t.eval_prompts, max(t.batch_size // t.samples_per_prompt, 1)
+        weights = 2 * m * d + 2 * h * d + n_layers * (4 * d * d + 2 * d * t.ffn + 8 * d)
+        # per answer token and layer, kept for the backward pass: q, k, v, out, norms, the FFN, the scores
+        per_token = n_layers * (10 * d + 2 * t.ffn + 2 * t.heads * 2 * h)
+        return [("task.d_model" if 2 * m * d < weights / 2 else "task.vocab", weights * f * 4, "parameters"),
+                ("task.batch_size", b * h * per_token * f, "the learn step's activations"),
+                ("task.batch_size", b * h * m * f * 3, "the learn step's logits"),
+                ("task.batch_size", p * t.heads * h * h * f * n_layers, "the prompts' attention scores"),
+                ("task.batch_size", b * n_layers * 2 * 2 * h * d * f, "the sampler's KV cache"),
+                ("task.eval_prompts", e * h * m * (2 * f + 2 * 8) + e * n_layers * 2 * 2 * h * d * f,
+                 "an evaluation's distributions and KV cache")]
 
     @property
     def eval_rng(self) -> torch.Tensor:  # the evaluation generator's state, for checkpoints

@@ -15,21 +15,21 @@ SCORINGS = ("fraction", "sequential")
 @dataclass
 class ReversalConfig(TaskConfig):
     name: str = "reversal"
-    horizon: int = num(10, ">= 1", "H, the prompt and answer length")
-    vocab: int = num(2, ">= 2", "M, tokens drawn uniformly from 0 .. M-1")
+    horizon: int = num(10, "[1, 1024]", "H, the prompt and answer length")
+    vocab: int = num(2, "[2, 1000000]", "M, tokens drawn uniformly from 0 .. M-1")
     variant: str = "reverse"  # target: reverse | copy | flip ((x + 1) mod M)
     scoring: str = "fraction"  # fraction correct | sequential (correct up to the first error)
     kappa: float = num(1.0, "[0, 1]", "R = kappa * score + (1 - kappa) * 1{all correct}")
-    batch_size: int = num(100, ">= 1", "episodes per step: batch_size / samples_per_prompt prompts")
-    samples_per_prompt: int = num(10, ">= 1", "answers per prompt; the baseline is their mean reward")
-    d_model: int = num(64, ">= 1", "transformer width")
-    layers: int = num(3, ">= 1", "transformer blocks")
-    heads: int = num(4, ">= 1", "attention heads (must divide d_model)")
-    ffn: int = num(128, ">= 1", "feed-forward width")
+    batch_size: int = num(100, "[1, 1000000]", "episodes per step: batch_size / samples_per_prompt prompts")
+    samples_per_prompt: int = num(10, "[1, 100000]", "answers per prompt; the baseline is their mean reward")
+    d_model: int = num(64, "[1, 65536]", "transformer width")
+    layers: int = num(3, "[1, 1000]", "transformer blocks")
+    heads: int = num(4, "[1, 4096]", "attention heads (must divide d_model)")
+    ffn: int = num(128, "[1, 1000000]", "feed-forward width")
     lr: float = num(3e-4, "> 0", "Adam learning rate")
-    steps: int = num(1000, ">= 1", "optimiser steps (screened batches)")
-    eval_every: int = num(50, ">= 1", "steps between evaluations (and metrics rows)")
-    eval_prompts: int = num(200, ">= 1", "fresh prompts per evaluation")
+    steps: int = num(1000, "[1, 1000000000]", "optimiser steps (screened batches)")
+    eval_every: int = num(50, "[1, 1000000000]", "steps between evaluations (and metrics rows)")
+    eval_prompts: int = num(200, "[1, 10000000]", "fresh prompts per evaluation")
     # the policy network by _target_ (e.g. kondo_bench.tasks.reversal.Transformer), called with vocab and
     # max_len (2H); null: the transformer of task.d_model, layers, heads, ffn
     model: Optional[Any] = None

@@ -55,23 +55,23 @@ class VaeConfig(TaskConfig):
 
     name: str = "vae"
     latent: Latent = Latent.categorical
-    latent_dim: int = num(20, ">= 1", "D: Gaussian dimensions, or categorical variables")
-    classes: int = num(10, ">= 2", "K: classes of each categorical variable")
+    latent_dim: int = num(20, "[1, 100000]", "D: Gaussian dimensions, or categorical variables")
+    classes: int = num(10, "[2, 100000]", "K: classes of each categorical variable")
     decoder: Decoder = Decoder.mlp
-    hidden: List[int] = num(None, ">= 1", "hidden sizes of the encoder MLP (the decoder's, reversed)",
+    hidden: List[int] = num(None, "[1, 100000]", "hidden sizes of the encoder MLP (the decoder's, reversed)",
                             factory=lambda: [200])
     lr: float = num(1e-3, "> 0", "Adam learning rate")
-    batch_size: int = num(100, ">= 1", "images per step (each with task.samples codes)")
-    samples: int = num(2, ">= 1", "S: codes sampled per image; the leave-one-out baseline needs S >= 2")
+    batch_size: int = num(100, "[1, 1000000]", "images per step (each with task.samples codes)")
+    samples: int = num(2, "[1, 10000]", "S: codes sampled per image; the leave-one-out baseline needs S >= 2")
     unit: CodeUnit = CodeUnit.sample  # what a score-function estimator's log q, delight and gate are per
     binarize: Binarize = Binarize.dynamic  # training pixels; the test images are binarised once (seed 0)
-    steps: int = num(2000, ">= 1", "optimiser steps")
-    eval_every: int = num(200, ">= 1", "steps between evaluations (and metrics rows)")
-    eval_samples: int = num(1, ">= 1", "codes per test image for the Monte Carlo reconstruction term")
-    var_images: int = num(100, ">= 1", "images of the fixed minibatch the encoder's gradient variance is measured on")
-    var_draws: int = num(10, ">= 2", "gradient draws on that minibatch per evaluation")
+    steps: int = num(2000, "[1, 1000000000]", "optimiser steps")
+    eval_every: int = num(200, "[1, 1000000000]", "steps between evaluations (and metrics rows)")
+    eval_samples: int = num(1, "[1, 10000]", "codes per test image for the Monte Carlo reconstruction term")
+    var_images: int = num(100, "[1, 60000]", "images of the fixed minibatch the encoder's gradient variance is measured on")
+    var_draws: int = num(10, "[2, 100000]", "gradient draws on that minibatch per evaluation")
     data_root: Optional[str] = None  # folder of IDX files; None searches (see README)
-    eval_size: int = num(2000, ">= 1", "images held out of the test split when the training files are absent")
+    eval_size: int = num(2000, "[1, 60000]", "images held out of the test split when the training files are absent")
     verify_data: bool = True  # check file checksums before use
 
 
@@ -88,7 +88,7 @@ class SilentMethodConfig(GumbelMethodConfig):
     """method=silent: the encoder's gradient is w * (a linear decoder's closed-form gradient)
     + (1 - w) * (the `into` estimator's), w annealed from 1 to 0 over anneal_steps."""
 
-    anneal_steps: int = num(1000, ">= 1", "silent: T, the steps over which the silent weight w falls from 1 to 0")
+    anneal_steps: int = num(1000, "[1, 1000000000]", "silent: T, the steps over which the silent weight w falls from 1 to 0")
     schedule: Schedule = Schedule.linear
     into: Optional[Into] = None  # None: the latent's pathwise estimator (reparam or gumbel)
 

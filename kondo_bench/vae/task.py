@@ -38,6 +38,7 @@ from ..config import resolve_estimator, resolve_gate
 from .config import CodeUnit, VaeConfig, resolve_into, validate_vae
 from ..data import load_mnist
 from ..methods import Method
+from ..reliability import check_stop
 from . import pathwise
 from .model import VAE
 from ..tasks import Batch, Task
@@ -82,6 +83,20 @@ class VaeTask(Task):
                       for x in (data.train_images, data.eval_images)]
         into = resolve_into(cfg) if cfg.method.name == "silent" else None
         return cls(cfg.task, device, Method.from_config(cfg), cfg.method, *pixels, info, into=into)
+
+    @classmethod
+    def memory_terms(cls, cfg) -> list[tuple[str | None, float, str]]:
+        t, f = cfg.task, 4
+        code = t.latent_dim * (t.classes if getattr(t.latent, "value", t.latent) == "categorical" else 2)
+        sizes = [784, *t.hidden, code]
+        weights = 2 * sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))  # encoder and decoder
+        row = 784 * 4 + 2 * sum(t.hidden) * 2 + code * 4  # pixels, both MLPs' activations, the code
+        return [("task.hidden", weights * f * 4, "parameters"),
+                ("task.batch_size", t.batch_size * t.samples * row * f, "a batch's activations"),
+                ("task.eval_samples", EVAL_CHUNK * t.eval_samples * row * f, "an evaluation chunk's activations"),
+                ("task.var_images", t.var_images * t.samples * row * f * 2, "the gradient-variance minibatch"),
+                ("task.var_draws", weights * f * t.var_draws, "the encoder gradient draws"),
+                (None, 70_000 * 784 * f * 3, "the images on the device")]
 
     def __init__(self, cfg, device: torch.device, method: Method, mcfg, train_pixels: torch.Tensor,
                  eval_pixels: torch.Tensor, info: dict | None = None, into: str | None = None):
@@ -189,6 +204,7 @@ class VaeTask(Task):
     def test_elbo(self) -> dict:
         recon = kl = 0.0
         for start in range(0, len(self.x_eval), EVAL_CHUNK):
+            check_stop()
             x = self.x_eval[start:start + EVAL_CHUNK]
             params = self.vae.encoder(x)
             kl += self.code.kl(params).sum().item()
@@ -204,6 +220,7 @@ class VaeTask(Task):
 
     def encoder_gradient(self) -> torch.Tensor:
         """One draw of the method's encoder gradient on the fixed minibatch, nothing changed."""
+        check_stop()  # var_draws of these per evaluation
         if self.method.pathwise:
             loss, _ = pathwise.loss(self, self.x_var, self.step)
             grads = torch.autograd.grad(loss, list(self.vae.encoder.parameters()))

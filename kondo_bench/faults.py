@@ -1,0 +1,97 @@
+"""What a fault of the environment looks like to the user: one line naming the cause and the fix.
+
+A full disk, a read-only folder or memory running out surface as OSError, RuntimeError or
+MemoryError from deep inside Python, torch or a C++ stream ("basic_ios::clear: iostream
+error"). `as_user_error` turns those into a `UserError` line (exit 2 for a single run; in a
+sweep, the job is recorded failed with the line and the sweep goes on); anything else is left
+as it is. `job_failed` is what a sweep's job writes in its folder when it cannot run.
+"""
+
+from __future__ import annotations
+
+import errno
+import shutil
+import traceback
+from pathlib import Path
+
+from .errors import UserError
+
+FOLDER = "choose another folder with hydra.run.dir=... (hydra.sweep.dir=... for a sweep)"
+
+
+class EnvironmentFault(UserError):
+    """The machine, not the config: disk full, read-only, out of memory."""
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0] if text else type(e).__name__
+
+
+def out_of_memory(e: BaseException) -> bool:
+    text = str(e).lower()
+    return isinstance(e, MemoryError) or isinstance(e, RuntimeError) and (
+        "out of memory" in text or "can't allocate memory" in text or "not enough memory" in text)
+
+
+def describe(e: BaseException, folder: str | Path | None = None) -> str | None:
+    """One line for a fault of the environment, else None."""
+    where = f" ({folder})" if folder else ""
+    if out_of_memory(e):
+        return (f"out of memory: {_first_line(e)}; lower task.batch_size (or the model's or the evaluation's "
+                "size: task.eval_prompts, task.hidden, task.d_model), or run fewer jobs at once")
+    if isinstance(e, OSError):
+        path = e.filename or folder or "the results"
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):
+            return f"no space left on the disk holding {path}: free some space, or {FOLDER}"
+        if e.errno == errno.EROFS:
+            return f"{path} is on a read-only file system: {FOLDER}"
+        if e.errno in (errno.EACCES, errno.EPERM):
+            return f"permission denied writing {path}: {FOLDER}"
+        if e.errno in (errno.ENOTDIR, errno.EISDIR):
+            return f"{path}: a file stands where a folder should be (or the reverse): {FOLDER}"
+    if isinstance(e, RuntimeError) and ("iostream error" in str(e) or "PytorchStreamWriter" in str(e)
+                                        or "file write failed" in str(e)):
+        free = _free(folder)
+        return (f"cannot write a checkpoint{where}: {_first_line(e)}"
+                f"{f' ({free} free on its disk)' if free else ''}; free some space, or {FOLDER}")
+    return None
+
+
+def _free(folder) -> str | None:
+    try:
+        return f"{shutil.disk_usage(folder).free / 2**20:.0f} MiB" if folder else None
+    except OSError:
+        return None
+
+
+def as_user_error(e: BaseException, folder=None) -> UserError | None:
+    line = describe(e, folder)
+    return EnvironmentFault(line) if line else None
+
+
+def job_failed(out_dir, cfg, error: str, status: str = "failed", exc: BaseException | None = None) -> None:
+    """Record a job that ended without a result: a summary with its status and one-line reason
+    (the config, so `summarize` shows which job it was), and for an unexpected error the
+    traceback in `error.txt` beside it. Never over a complete run; a folder that cannot be
+    written is left as it is (the sweep's last line still counts the job)."""
+    from omegaconf import OmegaConf
+
+    from .results import read_metrics, write_ended
+
+    try:
+        config = OmegaConf.to_container(cfg, resolve=True, enum_to_str=True)
+    except Exception:  # noqa: BLE001 - an interpolation that cannot resolve: keep what can be read
+        config = OmegaConf.to_container(cfg, resolve=False, enum_to_str=True)
+    task, method = config.get("task") or {}, config.get("method") or {}
+    try:
+        rows = read_metrics(out_dir)
+        write_ended(out_dir, {"status": status, "error": error, "task": task.get("name"),
+                              "method": method.get("name"), "seed": config.get("seed"),
+                              "steps": rows[-1].get("step", 0) if rows else 0, "steps_planned": task.get("steps"),
+                              "config": config})
+        if exc is not None:
+            text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+            (Path(out_dir) / "error.txt").write_text(text)
+    except OSError:
+        pass
