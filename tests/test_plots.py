@@ -4,6 +4,7 @@ import json
 import warnings
 
 from kondo_bench.cli import main
+from kondo_bench.results import metrics_digest
 
 
 def _sweep(tmp_path, monkeypatch, *overrides):
@@ -17,12 +18,13 @@ def test_plot_draws_zero_error_at_a_marked_floor(tmp_path, monkeypatch, capsys):
     """A bandit run that ends at error exactly 0 (as 1,000 steps do): no empty log panels, no warning."""
     sweep = _sweep(tmp_path, monkeypatch, "method=pg,dg")
     for summary in sweep.glob("*/summary.json"):
-        s = json.loads(summary.read_text())
-        summary.write_text(json.dumps({**s, "final_quality": 0.0, "best_quality": 0.0}))
         metrics = summary.with_name("metrics.jsonl")
         rows = [json.loads(line) for line in metrics.read_text().splitlines()]
         rows[-1]["error"] = 0.0  # the curve reaches 0 at its last evaluation
         metrics.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        s = json.loads(summary.read_text())  # the digest follows the edited rows: still a complete run
+        summary.write_text(json.dumps({**s, "final_quality": 0.0, "best_quality": 0.0,
+                                       **metrics_digest(summary.parent)}))
     import matplotlib.axes
 
     floors = []
