@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
             return report_failed_jobs(plan.sweep_dir, started, plan.jobs)
         return 0
     if command == "data":
-        from .data import data_main
+        from .download import data_main
         return data_main(rest)
     if command == "summarize":
         from .sweeps import summarize_main
