@@ -2,7 +2,7 @@
 
 Runs each default configuration through the real command line in a subprocess and
 prints wall-clock (whole process and training loop), steps per second and the peak
-resident memory of the process. Targets from issue 2 (2-core CPU): MNIST 10,000 steps
+resident memory of the process. Targets (2-core CPU): MNIST 10,000 steps
 within 60 s, bandit within 10 s, peak memory under 1.5 GB.
 
     python scripts/bench_core.py [--tasks bandit,mnist] [--methods pg,dg,dgk] [--out results/bench_core_cpu.csv] [KEY=VALUE ...]
