@@ -68,7 +68,7 @@ class MethodConfig:
 class DeviceConfig:
     name: str = "auto"  # auto | cpu | cuda
     threads: Optional[int] = num(None, ">= 1", "torch CPU threads; null keeps torch's default (all cores)")
-    deterministic: bool = True  # torch.use_deterministic_algorithms (warn-only); see README
+    deterministic: bool = True  # torch.use_deterministic_algorithms (warn-only); see docs/concepts.md
 
 
 @dataclass

@@ -71,7 +71,7 @@ def test_config_reference_is_generated_from_the_schema():
 
 def test_config_reference_covers_every_numeric_key():
     """Every numeric key of every registered schema appears with its declared range."""
-    from kondo_bench.config import numeric_fields
+    from kondo_bench.schema import numeric_fields
 
     page = reference.config_reference()
     for name, schema in reference.registered_schemas():
