@@ -5,7 +5,7 @@ run with the machine it ran on (CPU model, cores, torch threads) and the machine
 average when it ran (the 15-minute figure, read when the script runs, covers most of the
 demo). README's demo table is this CSV; tests/test_readme.py checks that it quotes it.
 
-    python scripts/demo_numbers.py [runs/demo] [--out results/demo.csv]
+    python scripts/demo_numbers.py [runs/demo] [--out results/demo.csv] [--commit SHA]
 """
 from __future__ import annotations
 
@@ -38,11 +38,14 @@ def commit() -> str:
         return ""
 
 
-def rows(folder: Path) -> list[dict]:
-    load = os.getloadavg()
+def rows(folder: Path, code: str, load: float | None) -> list[dict]:
+    load = os.getloadavg()[2] if load is None else load
     out = []
     for path in sorted(folder.glob("*/summary.json")):
         s = json.loads(path.read_text())
+        if s.get("status") != "complete":  # an interrupted or failed run has no final numbers
+            print(f"left out {path.parent}: status {s.get('status')}")
+            continue
         cfg = s.get("config", {})
         threads = (cfg.get("device") or {}).get("threads")
         out.append({
@@ -52,14 +55,14 @@ def rows(folder: Path) -> list[dict]:
             "final_test_error": s["final_quality"],
             "backward_samples": s["backward_samples"],
             "forward_samples": s["forward_samples"],
-            "cost_c2": s["cost"],
+            "cost_c2": int(s["cost"]) if float(s["cost"]).is_integer() else s["cost"],
             "train_s": round(s["time_train"], 1),
             "data": f"{s.get('data_source')}, {s.get('train_images')} / {s.get('eval_images')}",
             "cpu": cpu_model(),
             "cores": os.cpu_count(),
             "torch_threads": threads if threads is not None else "torch default (one per core)",
-            "load_avg_15min": round(load[2], 1),
-            "commit": commit(),
+            "load_avg_15min": round(load, 1),
+            "commit": code,
         })
     return out
 
@@ -68,8 +71,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("folder", nargs="?", default="runs/demo")
     ap.add_argument("--out", default="results/demo.csv")
+    ap.add_argument("--commit", default=None, help="the commit the runs ran on (default: this checkout's HEAD)")
+    ap.add_argument("--load-avg", type=float, default=None, help="the 15-minute load average read while the "
+                    "demo ran, if noted (default: the one now, which covers the demo's last 15 minutes)")
     args = ap.parse_args()
-    found = rows(Path(args.folder))
+    found = rows(Path(args.folder), args.commit or commit(), args.load_avg)
     if not found:
         raise SystemExit(f"no run with summary.json under {args.folder}: run `make demo` first")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
