@@ -70,13 +70,16 @@ SKIPS = {
     r"^(python3? -m venv|\S*pip install)": "creates a virtual environment / installs from the network; "
                                            "test_install_lines_match_make_setup checks what it installs",
     r"^(\S*python3? -m pytest|make test$)": "runs the test suite, which includes this test",
-    r"^python3? scripts/bench_(speed|reversal)\.py": "a timing benchmark: minutes of timed runs, figures not tests",
+    r"^python3? scripts/(bench_(speed|reversal|trl|bf16|sampler|views)|lm_regime|regime_map|profile_step|step_times)\.py":
+        "a timing benchmark: minutes of timed runs, figures not tests (tests/test_bench_scripts.py runs "
+        "profile_step and bench_speed's pieces; tests/test_lm.py the LM task they time)",
     r"^tensorboard ": "starts a server",
 }
 
 # python scripts/X.py: the smallest run of each script, and the files it must write.
 SCRIPTS = {
     "report_numbers.py": lambda args: (args, []),
+    "perf_tables.py": lambda args: (["--check"], []),  # --write would rewrite the repository's pages
     "hstar.py": lambda args: (_set_opts(args, {"--horizons": ["4"], "--steps": ["2"], "--out": ["hstar"]})
                               + ["task.eval_prompts=10"], ["hstar/H4_seed0/summary.json"]),
     "reversal_gate_mechanism.py": lambda args: (_set_opts(args, {"--steps": ["0", "2"], "--batches": ["1"],
