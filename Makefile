@@ -17,11 +17,13 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e ".[dev,joblib,lm,slurm,tensorboard,wandb]"
 	touch $@
 
-# The main job: MNIST as a contextual bandit, PG vs DG vs DG-K (rho = 3%), default settings,
+# The main job: MNIST as a contextual bandit (`data mnist` first: it uses the MNIST files the
+# search finds, after checking them, and downloads only what is missing), PG vs DG vs DG-K (rho = 3%), default settings,
 # ending with the three side by side (final test error, backward samples, modelled cost,
 # wall-clock) and a figure of their learning curves (runs/demo/plots/curves.png).
 # DG-K runs apart: keep_rate is a gate's knob, and PG and DG run ungated (a knob a run ignores is an error).
 demo: setup
+	$(KB) data mnist
 	$(KB) run -m task=mnist method=pg,dg hydra.sweep.dir=runs/demo
 	$(KB) run task=mnist method=dgk keep_rate=0.03 hydra.run.dir=runs/demo/2
 	$(KB) plot runs/demo

@@ -262,7 +262,7 @@ def main(argv: list[str] | None = None) -> int:
     if command == "run":
         return run_main(rest)
     if command == "data":
-        from .data import data_main
+        from .download import data_main
         return data_main(rest)
     if command == "summarize":
         from .sweeps import summarize_main

@@ -6,14 +6,9 @@ names the fix.
 """
 from __future__ import annotations
 
-import argparse
 import gzip
 import hashlib
-import http.client
 import os
-import sys
-import tempfile
-import urllib.request
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -108,6 +103,21 @@ def check_data_env() -> Path | None:
     return env
 
 
+def search_places() -> list[Path]:
+    """Where MNIST is looked for without task.data_root, in order: $KONDO_BENCH_DATA (the folder
+    or its mnist/), a shared data folder beside the checkout or the current directory, then the
+    per-user folder."""
+    places = []
+    if os.environ.get("KONDO_BENCH_DATA"):
+        env = check_data_env()
+        places += [env, env / "mnist"]
+    cwd = Path.cwd()
+    for shared in (REPO_ROOT.parent / "shared", cwd.parent / "shared", cwd / "shared"):
+        places += [shared / "data" / "mnist-full", shared / "data" / "mnist"]
+    places.append(user_data_dir())
+    return list(dict.fromkeys(places))
+
+
 def find_mnist_root(configured: str | None) -> Path:
     """The folder to load MNIST from: configured path, $KONDO_BENCH_DATA, shared data, user folder.
 
@@ -121,14 +131,7 @@ def find_mnist_root(configured: str | None) -> Path:
                             f"at a folder holding the MNIST files, or run `kondo-bench data mnist --root {p}`")
         # accept a data folder that holds an mnist/ subfolder, like KONDO_BENCH_DATA does
         return p / "mnist" if not _has_test_pair(p) and _has_test_pair(p / "mnist") else p
-    candidates = []
-    if os.environ.get("KONDO_BENCH_DATA"):
-        env = check_data_env()
-        candidates += [env, env / "mnist"]
-    cwd = Path.cwd()
-    for shared in (REPO_ROOT.parent / "shared", cwd.parent / "shared", cwd / "shared"):
-        candidates += [shared / "data" / "mnist-full", shared / "data" / "mnist"]
-    candidates.append(user_data_dir())
+    candidates = search_places()
     # a folder with the full set beats an earlier one with only the t10k pair, so that a
     # download to the user folder is not shadowed by shared test-only data
     for c in [c for c in candidates if all(_locate(c, s) for s in TRAIN)] + candidates:
@@ -268,97 +271,3 @@ def _content_md5(path: Path) -> str | None:
         return _md5(_contents(path)[1])
     except DataError:
         return None
-
-
-def download_mnist(dest: str | Path, mirrors: list[str] | None = None, timeout: float = 30.0,
-                   files: list[str] | None = None, progress: bool = True,
-                   checksums: dict | None = None) -> Path:
-    """Fetch the MNIST .gz files into dest from the first mirror that works; verify each one's content.
-
-    `checksums` maps each file's stem (the raw IDX name) to the md5 of its decompressed
-    content (default MNIST_MD5), so a mirror that re-compressed the files is accepted and a
-    corrupt or foreign file is not. Files already present (.gz or raw) with the right content
-    are skipped. Each download goes to a temp name in dest and is renamed only after its
-    content checks out, so an interrupted or bad download never leaves a file that looks finished.
-    """
-    dest, sums = Path(dest).expanduser(), checksums or MNIST_MD5
-    mirrors = mirrors or DEFAULT_MIRRORS
-    try:
-        dest.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise DataError(f"cannot create {dest}: {e}; pass a writable --root") from e
-    for name in files or [f"{s}.gz" for s in sums]:
-        stem = name.removesuffix(".gz")
-        if stem not in sums:
-            raise DataError(f"no checksum known for {name}; expected one of {', '.join(f'{s}.gz' for s in sums)}")
-        target = dest / name
-        present = _locate(dest, stem)
-        if present and _content_md5(present) == sums[stem]:
-            if progress:
-                print(f"{present.name}: already present, ok", file=sys.stderr)
-            continue
-        errors = []
-        for mirror in mirrors:
-            url = mirror.rstrip("/") + "/" + name
-            fd, tmp = tempfile.mkstemp(dir=dest, prefix=f".{name}.", suffix=".part")
-            try:
-                if progress:
-                    print(f"{name}: downloading {url}", file=sys.stderr)
-                with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
-                    while chunk := resp.read(1 << 16):
-                        out.write(chunk)
-                actual = _content_md5(Path(tmp))
-                if actual != sums[stem]:
-                    errors.append(f"{url}: md5 of the decompressed content {actual}, expected {sums[stem]}")
-                    continue
-                os.replace(tmp, target)  # atomic on one filesystem
-                break
-            except (OSError, ValueError, http.client.HTTPException) as e:
-                errors.append(f"{url}: {e}")
-            finally:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
-        else:
-            raise DataError(f"could not download {name}; tried {'; '.join(errors)}. Download it by hand "
-                            f"from any MNIST mirror and place it in {dest}/ (its decompressed content's md5 is "
-                            f"{sums[stem]}), "
-                            "or pass --mirror URL")
-    return dest
-
-
-def data_main(argv: list[str]) -> int:
-    """`kondo-bench data mnist [--root DIR] [--mirror URL]... [--timeout S] [--verify-only]`."""
-    parser = argparse.ArgumentParser(prog="kondo-bench data", description="Download or check datasets.")
-    parser.add_argument("dataset", choices=["mnist"])
-    parser.add_argument("--root", help="folder for the MNIST files (default: $KONDO_BENCH_DATA/mnist or "
-                        f"{user_data_dir()}; with --verify-only, the usual search)")
-    parser.add_argument("--mirror", action="append", help="base URL to try before giving up (repeatable; "
-                        "replaces the default mirrors)")
-    parser.add_argument("--timeout", type=float, default=30.0, help="seconds per connection (default 30)")
-    parser.add_argument("--verify-only", action="store_true", help="check the files, download nothing")
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as e:  # argparse exits on --help or bad usage; hand the code back instead
-        return int(e.code or 0)
-    try:
-        if not args.verify_only:
-            env = os.environ.get("KONDO_BENCH_DATA")
-            root = Path(args.root).expanduser() if args.root else (Path(env) / "mnist" if env else user_data_dir())
-            download_mnist(root, args.mirror, args.timeout)
-            args.root = str(root)
-        d = load_mnist(args.root)
-    except DataError as e:
-        print(f"kondo-bench: error: {e}", file=sys.stderr)
-        return 1
-    print(f"MNIST ok in {d.root}: source {d.source}, {len(d.train_images):,} train / "
-          f"{len(d.eval_images):,} eval images")
-    if d.note:
-        print(d.note)
-    if not args.verify_only:
-        try:  # a custom --root is only found later if the usual search leads there
-            found = find_mnist_root(None).resolve() == Path(d.root).resolve()
-        except DataError:
-            found = False
-        print("Next: run the MNIST task; it finds these files automatically." if found else
-              f"Next: run the MNIST task with task.data_root={d.root} (or set KONDO_BENCH_DATA={d.root}).")
-    return 0

@@ -402,7 +402,7 @@ def plot_main(argv: list[str]) -> int:
         for source, g in runs.groupby("data_source") if "data_source" in runs else []:
             print(f"    data: {source}, {g['train_images'].iloc[0]:,.0f} training / {g['eval_images'].iloc[0]:,.0f} "
                   "evaluation images" + ("" if source == "full" else " (the test-split fallback: not the "
-                                         "paper's 60k setting; see README, MNIST data)"))
+                                         "paper's 60k setting; see docs/data.md)"))
         if not curves.empty:
             print(f"    learning curves: {out / f'curves{suffix}.png'}")
     if not tables.incomplete.empty:

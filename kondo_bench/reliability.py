@@ -149,7 +149,7 @@ def upgraded(stored: dict) -> dict:
     is still recognised.
 
     Keys added since (ADDED_KEYS) take the value runs had before them. A config stored before
-    estimators and gates were split (issue 13): its method had no `estimator` (the preset's),
+    estimators and gates were split: its method had no `estimator` (the preset's),
     every preset but dgk was ungated whatever `gate` said, and there was no
     device.deterministic (CPU results do not change with it). PPO's are left as they were:
     their metrics rows carry the old, wrong keep rate, so they are run again."""

@@ -1,4 +1,4 @@
-"""Correct PPO's counts in figure tables written before issue 13's fix (rerunning is too slow).
+"""Correct PPO's counts in figure tables written before PPO's counts were fixed (rerunning is too slow).
 
     python scripts/fix_ppo_counts.py results/figures/report [more folders ...]
 

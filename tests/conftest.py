@@ -61,3 +61,121 @@ def sigterm_at_evaluation(task_cls, n: int):
     with pytest.MonkeyPatch.context() as m:
         m.setattr(task_cls, "evaluate", evaluate)
         yield
+
+
+# ---------------------------------------------------------------- MNIST as a fresh machine gets it
+class Mirror:
+    """A throw-away HTTP mirror on 127.0.0.1 serving the four MNIST .gz files from memory.
+
+    `corrupt`: names served with one content byte changed (a well-formed gzip of the wrong data);
+    `drop`: names whose first response stops half-way and closes the connection;
+    `ranges`: whether Range requests are honoured (206) or ignored (the whole file, 200).
+    `requests` logs (path, Range header) of every GET."""
+
+    def __init__(self, files: dict[str, bytes]):
+        import http.server
+        import threading
+
+        self.files, self.corrupt, self.drop, self.ranges, self.requests = dict(files), set(), set(), True, []
+        mirror = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def log_message(self, *args):
+                pass
+
+            def do_GET(self):  # noqa: N802 (http.server's name)
+                name = self.path.rsplit("/", 1)[-1]
+                mirror.requests.append((name, self.headers.get("Range")))
+                if name not in mirror.files:
+                    self.send_error(404)
+                    return
+                body = mirror.body(name)
+                start = 0
+                if mirror.ranges and (r := self.headers.get("Range")):
+                    start = int(r.removeprefix("bytes=").split("-")[0])
+                    if start >= len(body):
+                        self.send_error(416)
+                        return
+                    self.send_response(206)
+                    self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
+                else:
+                    self.send_response(200)
+                self.send_header("Content-Length", str(len(body) - start))
+                self.end_headers()
+                if name in mirror.drop:  # half of what is due, then hang up (once per file)
+                    mirror.drop.discard(name)
+                    self.wfile.write(body[start:start + (len(body) - start) // 2])
+                    self.wfile.flush()
+                    self.close_connection = True
+                    return
+                self.wfile.write(body[start:])
+
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/mnist/"
+
+    def body(self, name: str) -> bytes:
+        import gzip
+
+        if name not in self.corrupt:
+            return self.files[name]
+        content = bytearray(gzip.decompress(self.files[name]))
+        content[-1] ^= 0x01
+        return gzip.compress(bytes(content), mtime=0)
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture(scope="session")
+def mnist_source():
+    """The four MNIST .gz files as bytes, and whether they are the real ones.
+
+    The real set where this machine has it; else stand-ins of the real shapes (all zeros: tiny
+    as gzip), whose checksums a test swaps in for the canonical ones (`fresh_machine` does)."""
+    import gzip
+
+    import numpy as np
+
+    names = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
+    if all((SHARED_MNIST_FULL / f"{n}.gz").is_file() for n in names):
+        return {f"{n}.gz": (SHARED_MNIST_FULL / f"{n}.gz").read_bytes() for n in names}, True
+    files = {}
+    for n in names:
+        count = 60000 if n.startswith("train") else 10000
+        shape = (count, 28, 28) if "images" in n else (count,)
+        header = bytes([0, 0, 8, len(shape)]) + np.array(shape, ">u4").tobytes()
+        files[f"{n}.gz"] = gzip.compress(header + bytes(int(np.prod(shape))), mtime=0)
+    return files, False
+
+
+@pytest.fixture
+def mirror(mnist_source):
+    m = Mirror(mnist_source[0])
+    yield m
+    m.close()
+
+
+@pytest.fixture
+def fresh_machine(tmp_path, monkeypatch, mnist_source):
+    """A machine with no MNIST anywhere: a fresh HOME, no data folder beside the checkout or
+    the current directory (tmp_path/cwd), no KONDO_BENCH_DATA. Yields the per-user folder."""
+    import gzip
+    import hashlib
+
+    from kondo_bench import data
+
+    files, real = mnist_source
+    if not real:
+        monkeypatch.setattr(data, "MNIST_MD5", {n.removesuffix(".gz"): hashlib.md5(gzip.decompress(b)).hexdigest()
+                                                for n, b in files.items()})
+    for var in ("KONDO_BENCH_DATA", "XDG_DATA_HOME"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    (tmp_path / "cwd").mkdir(exist_ok=True)
+    monkeypatch.chdir(tmp_path / "cwd")
+    monkeypatch.setattr(data, "REPO_ROOT", tmp_path / "checkout" / "kondo-bench")
+    data._CACHE.clear()
+    yield tmp_path / "home" / ".local" / "share" / "kondo-bench" / "mnist"
+    data._CACHE.clear()

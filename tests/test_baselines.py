@@ -1,4 +1,4 @@
-"""Issue 5: PPO, PMPO, screening signals, delight noise, reward noise."""
+"""PPO, PMPO, screening signals, delight noise, reward noise."""
 
 import pytest
 import torch

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kondo_bench import data
+from kondo_bench import data, download
 from kondo_bench.errors import DataError
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"  # the test pair only
@@ -310,13 +310,13 @@ def test_download_and_fallthrough(server, tmp_path):
     sums = served_files(www)
     dest = tmp_path / "dest"
     # the first mirror 404s on every file; the second has them
-    got = data.download_mnist(dest, [f"{url}/missing/", f"{url}/m/"], timeout=5, progress=False,
+    got = download.download_mnist(dest, [f"{url}/missing/", f"{url}/m/"], timeout=5, progress=False,
                               checksums=sums)
     assert got == dest
     assert sorted(p.name for p in dest.iterdir()) == sorted(f"{s}.gz" for s in sums)  # no temp files left
     assert data.load_mnist(str(dest), verify=False).source == "full"
     # second run: everything already present, nothing fetched (mirror is dead)
-    data.download_mnist(dest, [f"{url}/missing/"], timeout=5, progress=False, checksums=sums)
+    download.download_mnist(dest, [f"{url}/missing/"], timeout=5, progress=False, checksums=sums)
 
 
 def test_download_wrong_checksum(server, tmp_path):
@@ -325,7 +325,7 @@ def test_download_wrong_checksum(server, tmp_path):
     name = "t10k-labels-idx1-ubyte.gz"
     dest = tmp_path / "dest"
     with pytest.raises(DataError, match="md5"):
-        data.download_mnist(dest, [f"{url}/m/"], timeout=5, files=[name], progress=False,
+        download.download_mnist(dest, [f"{url}/m/"], timeout=5, files=[name], progress=False,
                             checksums={**sums, name.removesuffix(".gz"): "0" * 32})
     assert list(dest.iterdir()) == []  # neither the final file nor a temp file
 
@@ -334,7 +334,7 @@ def test_download_all_mirrors_dead(server, tmp_path):
     url, _ = server
     dead = [f"{url}/nope/", "http://127.0.0.1:1/"]
     with pytest.raises(DataError) as e:
-        data.download_mnist(tmp_path / "dest", dead, timeout=2, files=["t10k-labels-idx1-ubyte.gz"],
+        download.download_mnist(tmp_path / "dest", dead, timeout=2, files=["t10k-labels-idx1-ubyte.gz"],
                             progress=False)
     msg = str(e.value)
     assert all(m.rstrip("/") in msg for m in dead) and "by hand" in msg
@@ -345,13 +345,13 @@ def test_download_all_mirrors_dead(server, tmp_path):
 def test_data_main_verify_only(shared, tmp_path, capsys):
     for s in TEST_STEMS:  # the real test pair, stored raw
         (tmp_path / s).write_bytes(gzip.decompress((shared / f"{s}.gz").read_bytes()))
-    assert data.data_main(["mnist", "--root", str(tmp_path), "--verify-only"]) == 0
+    assert download.data_main(["mnist", "--root", str(tmp_path), "--verify-only"]) == 0
     out = capsys.readouterr().out
     assert "test-split" in out and "8,000" in out
 
 
 def test_data_main_empty_folder(tmp_path, capsys):
-    assert data.data_main(["mnist", "--root", str(tmp_path), "--verify-only"]) == 1
+    assert download.data_main(["mnist", "--root", str(tmp_path), "--verify-only"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("kondo-bench: error: ") and "kondo-bench data mnist" in err
 
@@ -365,7 +365,7 @@ def test_data_main_download(server, tmp_path, capsys, monkeypatch):
     sums = {s: hashlib.md5(gzip.decompress((www / "m" / f"{s}.gz").read_bytes())).hexdigest() for s in data.MNIST_MD5}
     monkeypatch.setattr(data, "MNIST_MD5", sums)  # the CLI has no checksum override
     dest = tmp_path / "dest"
-    rc = data.data_main(["mnist", "--root", str(dest), "--mirror", f"{url}/m/", "--timeout", "5"])
+    rc = download.data_main(["mnist", "--root", str(dest), "--mirror", f"{url}/m/", "--timeout", "5"])
     out = capsys.readouterr().out
     assert rc == 0 and sorted(p.name for p in dest.iterdir()) == sorted(f"{s}.gz" for s in sums)
     assert "full" in out and "60,000" in out and f"task.data_root={dest}" in out

@@ -1,4 +1,4 @@
-"""Issue 17: kill -9 at random moments, torn metrics lines, one writer per run folder."""
+"""Kill -9 at random moments, torn metrics lines, one writer per run folder."""
 
 import errno
 import hashlib

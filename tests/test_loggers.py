@@ -1,4 +1,4 @@
-"""Issue 19: live views of a run's metrics rows (TensorBoard event files, Weights & Biases)."""
+"""Live views of a run's metrics rows (TensorBoard event files, Weights & Biases)."""
 
 import json
 import sys

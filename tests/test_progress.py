@@ -1,4 +1,4 @@
-"""Issue 19: jobs done / total, failed and an ETA over a sweep's jobs."""
+"""Jobs done / total, failed and an ETA over a sweep's jobs."""
 
 import io
 import json

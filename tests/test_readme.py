@@ -1,4 +1,8 @@
-"""README.md, run: every command in its ```bash blocks, in order, on a tiny budget.
+"""README.md and docs/, run: every command in their ```bash blocks, in order, on a tiny budget.
+
+README runs first, on a fresh machine (an empty HOME, no MNIST anywhere, a mirror on
+127.0.0.1 standing in for the internet: `make demo` must fetch the data itself); the docs
+pages follow in one scratch folder of their own, as a reader who has run `make demo`.
 
 Each command (a `kondo-bench ...`, `make ...` or `python scripts/...` line, or any other line
 of a bash block) goes through `plan()`, which either shrinks it and names the files README
@@ -16,6 +20,7 @@ How commands are shrunk (nothing else is changed):
 - `make T`: the target's recipe lines from the Makefile, each planned like a README line
   (`setup`, which makes .venv, is not run: this test runs inside it).
 - `python scripts/X.py`: the script's own smallest options (see SCRIPTS).
+- `kondo-bench data mnist`: `--mirror` the local mirror (tests/conftest.py: Mirror).
 Commands run in-process (torch and Hydra are imported once) in one scratch folder, so later
 commands read what earlier ones wrote, as on a fresh clone; `results/figures/report` there
 is the repository's committed one. Only `figures` launches and `bench_core.py` start
@@ -37,34 +42,50 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import REPO, needs_mnist
+from conftest import REPO
 from kondo_bench.cli import main
 from kondo_bench.figures import expand
 
 README = REPO / "README.md"
 MAKEFILE = REPO / "Makefile"
+DOCS = REPO / "docs"
+MIRROR = "{mirror}"  # replaced by the local mirror's URL when a command runs
 
-# Commands that cannot run here, each with its reason. Keys are regular expressions matched
-# against the whole command (`re.search`).
+
+def doc_pages() -> list[Path]:
+    """The docs pages in the site's order (mkdocs.yml's nav), then any page the nav lacks."""
+    nav = re.findall(r":\s*([\w/.-]+\.md)\s*$", (REPO / "mkdocs.yml").read_text(), flags=re.M)
+    pages = [DOCS / p for p in nav]
+    return pages + sorted(set(DOCS.rglob("*.md")) - set(pages))
+
+
+def all_commands() -> list[str]:
+    return bash_commands(README.read_text()) + [c for p in doc_pages() for c in bash_commands(p.read_text())]
+
+# The one list of commands that cannot run here, each with its reason: nothing else in README.md
+# or docs/ is skipped. Keys are regular expressions matched against the whole command (`re.search`).
 SKIPS = {
     r"submitit_slurm": "SLURM: needs a cluster (submitit_local runs in tests/test_sweeps.py)",
     r"CUDA_VISIBLE_DEVICES|device=cuda|cuda:\$": "needs a CUDA GPU (or several)",
-    r"^kondo-bench data mnist(?!.*--verify-only)": "downloads MNIST from the network",
     r"^(python3? -m venv|\S*pip install)": "creates a virtual environment / installs from the network; "
                                            "test_install_lines_match_make_setup checks what it installs",
     r"^(\S*python3? -m pytest|make test$)": "runs the test suite, which includes this test",
-    r"^python3? scripts/bench_(speed|reversal)\.py": "a timing benchmark: minutes of timed runs, figures not tests",
+    r"^python3? scripts/(bench_(speed|reversal|trl|bf16|sampler|views)|lm_regime|regime_map|profile_step|step_times)\.py":
+        "a timing benchmark: minutes of timed runs, figures not tests (tests/test_bench_scripts.py runs "
+        "profile_step and bench_speed's pieces; tests/test_lm.py the LM task they time)",
     r"^tensorboard ": "starts a server",
 }
 
 # python scripts/X.py: the smallest run of each script, and the files it must write.
 SCRIPTS = {
     "report_numbers.py": lambda args: (args, []),
+    "perf_tables.py": lambda args: (["--check"], []),  # --write would rewrite the repository's pages
     "hstar.py": lambda args: (_set_opts(args, {"--horizons": ["4"], "--steps": ["2"], "--out": ["hstar"]})
                               + ["task.eval_prompts=10"], ["hstar/H4_seed0/summary.json"]),
     "reversal_gate_mechanism.py": lambda args: (_set_opts(args, {"--steps": ["0", "2"], "--batches": ["1"],
                                                                  "--reference": ["1"]})
                                                 + ["task.eval_prompts=10"], []),
+    "demo_numbers.py": lambda args: (args, [_opt(args, "--out") or "results/demo.csv"]),
     "bench_core.py": lambda args: (_set_opts([a for a in args if not a.startswith(BUDGET)],
                                              {"--tasks": ["bandit"], "--methods": ["dgk"], "--repeats": ["1"]})
                                    + ["task.steps=2", "task.eval_every=1"], [_opt(args, "--out")] if _opt(args, "--out") else []),
@@ -101,9 +122,9 @@ def bash_commands(text: str) -> list[str]:
 
 
 def run_files() -> list[str]:
-    """What README's "What a run writes" block lists for one run's folder."""
-    block = re.search(r"## What a run writes\n+```\n(.*?)```", README.read_text(), flags=re.S)
-    assert block, "README lost its 'What a run writes' block"
+    """What the "What a run writes" block of docs/concepts.md lists for one run's folder."""
+    block = re.search(r"## What a run writes\n+```\n(.*?)```", (DOCS / "concepts.md").read_text(), flags=re.S)
+    assert block, "docs/concepts.md lost its 'What a run writes' block"
     return [line.split()[0] for line in block.group(1).splitlines()[1:] if line.strip()]
 
 
@@ -172,6 +193,8 @@ def plan(line: str) -> Step:
     cmd, args = words[0].removeprefix(".venv/bin/"), words[1:]
     if cmd == "make":
         return Step(line, "make", argv=args)
+    if cmd in ("python", "python3") and args[:2] == ["-m", "kondo_bench.reference"]:
+        return Step(line, "module", argv=args[1:], env=env, files=[_opt(args, "--write")] if "--write" in args else [])
     if cmd in ("python", "python3") and args and args[0].startswith("scripts/"):
         name = Path(args[0]).name
         if name not in SCRIPTS:
@@ -211,6 +234,8 @@ def plan(line: str) -> Step:
             return Step(line, "kondo-bench", argv=argv, env=env)
         return Step(line, "kondo-bench", argv=argv, env=env,
                     files=[f"{out}/{name}{ext}" for name in only for ext in (".png", "_runs.csv", "_curves.csv")])
+    if sub == "data" and "--verify-only" not in args:  # the local mirror, never the internet
+        return Step(line, "kondo-bench", argv=[*args, "--mirror", MIRROR, "--timeout", "10"], env=env)
     if sub in ("data", "--help", "-h", "--version", "summarize", "plot"):
         return Step(line, "kondo-bench", argv=args, env=env)
     raise AssertionError(f"README command `{line}` has no rule in tests/test_readme.py")
@@ -221,19 +246,25 @@ def _value(args: list[str], key: str) -> str | None:
 
 
 # ---------------------------------------------------------------- running
-def run_step(step: Step, cwd: Path, monkeypatch) -> tuple[int, str]:
+def run_step(step: Step, cwd: Path, monkeypatch, mirror: str = "") -> tuple[int, str]:
     """Run in-process; returns the exit status and everything printed."""
     buf = io.StringIO()
     code = 0
+    argv = [mirror if a == MIRROR else a for a in step.argv]
     with monkeypatch.context() as m, contextlib.redirect_stdout(buf), contextlib.redirect_stderr(buf):
         m.chdir(cwd)
         for k, v in step.env.items():
             m.setenv(k, v)
         try:
             if step.kind == "kondo-bench":
-                code = main(list(step.argv))
+                code = main(argv)
+            elif step.kind == "module":
+                m.setattr(sys, "argv", argv)
+                for f in step.files:
+                    (cwd / f).parent.mkdir(parents=True, exist_ok=True)
+                runpy.run_module(argv[0], run_name="__main__")
             else:
-                m.setattr(sys, "argv", list(step.argv))
+                m.setattr(sys, "argv", argv)
                 m.syspath_prepend(str(REPO / "scripts"))
                 runpy.run_path(str(REPO / step.argv[0]), run_name="__main__")
         except SystemExit as e:
@@ -246,18 +277,18 @@ def expand_make(step: Step) -> list[Step]:
     return [plan(line) for line in make_recipe(target)]
 
 
-@needs_mnist
-def test_readme_commands(tmp_path, monkeypatch):
-    """Every README command, shrunk, in README's order, in one scratch folder."""
+def run_commands(lines: list[str], scratch: Path, monkeypatch, mirror: str) -> str:
+    """Every command, shrunk, in order, in one scratch folder; fails with every failure at once.
+    Returns everything they printed."""
     torch.set_num_threads(1)
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    (tmp_path / "results" / "figures").mkdir(parents=True)
-    (tmp_path / "results" / "figures" / "report").symlink_to(REPO / "results" / "figures" / "report")
+    (scratch / "results" / "figures").mkdir(parents=True)
+    (scratch / "results" / "figures" / "report").symlink_to(REPO / "results" / "figures" / "report")
     steps = []
-    for line in bash_commands(README.read_text()):
+    for line in lines:
         step = plan(line)
         steps += expand_make(step) if step.kind == "make" else [step]
-    assert sum(s.kind != "skip" for s in steps) >= 10, "README's commands were not found"
+    assert sum(s.kind != "skip" for s in steps) >= 10, "the commands were not found"
     failures, printed, ran = [], [], set()
     for step in steps:
         if step.kind == "skip":
@@ -267,22 +298,42 @@ def test_readme_commands(tmp_path, monkeypatch):
             print(f"skipped: {step.line}  (the same command as an earlier one, once shrunk)")
             continue
         ran.add(key)
-        before, started = set(tmp_path.rglob("summary.json")), time.perf_counter()
-        code, out = run_step(step, tmp_path, monkeypatch)
+        before, started = set(scratch.rglob("summary.json")), time.perf_counter()
+        code, out = run_step(step, scratch, monkeypatch, mirror)
         print(f"ran in {time.perf_counter() - started:.1f} s: {shlex.join(step.argv)}")
         printed.append(out)
-        missing = [f for f in step.files if not list(tmp_path.glob(f))]
+        missing = [f for f in step.files if not list(scratch.glob(f))]
         if code != 0 or missing:
             failures.append(f"`{step.line}` (ran as {shlex.join(step.argv)}): exit {code}, "
                             f"missing {missing}\n{out[-1500:]}")
             continue
         if step.jobs:  # a named sweep folder holds every job (a rerun skips them); else count new ones
             named = _value(step.argv, "hydra.sweep.dir")
-            found = set(tmp_path.glob(f"{named}/*/summary.json")) if named else set(tmp_path.rglob("summary.json")) - before
+            found = set(scratch.glob(f"{named}/*/summary.json")) if named else set(scratch.rglob("summary.json")) - before
             if len(found) != step.jobs:
                 failures.append(f"`{step.line}`: {len(found)} run folders with summary.json, expected {step.jobs}")
     assert not failures, "\n\n".join(failures)
-    check_sample_lines("\n".join(printed))
+    return "\n".join(printed)
+
+
+def test_readme_commands_on_a_fresh_machine(fresh_machine, mirror, monkeypatch):
+    """README top to bottom where nothing is installed: no MNIST in HOME, beside the checkout or
+    the current directory; `make demo` must fetch it (from the local mirror) and use it."""
+    printed = run_commands(bash_commands(README.read_text()), Path.cwd(), monkeypatch, mirror.url)
+    assert sorted(name for name, _ in mirror.requests) == sorted(mirror.files), "make demo fetched no MNIST"
+    assert sorted(p.name for p in fresh_machine.iterdir()) == sorted(mirror.files)
+    check_sample_lines(printed)
+
+
+def test_docs_commands(fresh_machine, mirror, monkeypatch):
+    """Every docs page's commands, in the site's order, as a reader who has run `make demo`
+    (the MNIST files in the per-user folder: `kondo-bench data mnist` then finds them)."""
+    fresh_machine.mkdir(parents=True)
+    for name, body in mirror.files.items():
+        (fresh_machine / name).write_bytes(body)
+    lines = [c for p in doc_pages() for c in bash_commands(p.read_text())]
+    run_commands(lines, Path.cwd(), monkeypatch, mirror.url)
+    assert mirror.requests == [], "the docs' `kondo-bench data mnist` downloaded files already there"
 
 
 def check_sample_lines(printed: str) -> None:
@@ -295,9 +346,9 @@ def check_sample_lines(printed: str) -> None:
 
 
 # ---------------------------------------------------------------- the rules themselves
-def test_every_readme_command_has_a_rule():
-    """No README command falls through: each is planned or skipped with a reason (cheap, no runs)."""
-    for line in bash_commands(README.read_text()):
+def test_every_command_has_a_rule():
+    """No README or docs command falls through: each is planned or skipped with a reason (cheap, no runs)."""
+    for line in all_commands():
         step = plan(line)
         if step.kind == "make":
             for sub in expand_make(step):
@@ -330,29 +381,29 @@ def test_install_lines_match_make_setup():
     """README's install-by-hand line installs the extras `make setup` installs (joblib included:
     `figures --jobs 2` needs it)."""
     extras = lambda text: set(re.findall(r"-e ['\"]?\.\[([\w,]+)\]", text))  # noqa: E731
-    by_hand = extras(" ".join(bash_commands(README.read_text())))
+    by_hand = extras(" ".join(all_commands()))
     assert by_hand, "README shows no `pip install -e .[...]` line"
     assert by_hand == extras(MAKEFILE.read_text())
 
 
-def test_makefile_targets_readme_names_exist():
-    for line in bash_commands(README.read_text()):
+def test_makefile_targets_the_docs_name_exist():
+    for line in all_commands():
         if line.startswith("make "):
             target = line.split()[1]
             assert re.search(rf"^{re.escape(target)}:", MAKEFILE.read_text(), flags=re.M), target
 
 
 def test_bench_table_matches_its_csv():
-    """README's default-runs table quotes results/bench_core_cpu.csv: backward samples and final
-    quality, row by row."""
+    """docs/performance.md's default-runs table quotes results/bench_core_cpu.csv: backward
+    samples and final quality, row by row."""
     import pandas as pd
 
     csv = pd.read_csv(REPO / "results" / "bench_core_cpu.csv")
-    text = README.read_text()
+    text = (DOCS / "performance.md").read_text()
     for r in csv.itertuples():
         method = {"dgk": "dgk ρ = 0.03"}.get(r.method, r.method)
         row = re.search(rf"^\| {r.task} \| {re.escape(method)} \|.*$", text, flags=re.M)
-        assert row, f"README's bench table has no row {r.task}/{method}"
+        assert row, f"docs/performance.md's bench table has no row {r.task}/{method}"
         cells = [c.strip() for c in row.group(0).strip("|").split("|")]
         assert cells[7] == f"{r.backward_samples:,}", (r.task, r.method, cells[7])
         assert float(cells[8].split()[-1]) == r.final, (r.task, r.method, cells[8])
@@ -366,3 +417,20 @@ def test_without_make_is_make_demo():
     by_hand = [c for c in by_hand if plan(c).kind != "skip"]
     recipe = [c for c in make_recipe("demo") if plan(c).kind != "skip"]
     assert by_hand == [shlex.join(shlex.split(c)) for c in recipe]
+
+
+def test_demo_table_matches_its_csv():
+    """README's demo table is results/demo.csv (written by scripts/demo_numbers.py from a
+    `make demo`), row by row, and the note under it names that CSV's machine and load."""
+    import pandas as pd
+
+    csv = pd.read_csv(REPO / "results" / "demo.csv")
+    block = re.search(r"<!-- demo table: [^>]*-->\n(.*?)<!-- end demo table -->", README.read_text(), flags=re.S)
+    assert block, "README lost its demo table markers"
+    rows = [[c.strip() for c in r.strip().strip("|").split("|")] for r in block.group(1).splitlines()[2:]]
+    assert len(rows) == len(csv)
+    for cells, r in zip(rows, csv.itertuples()):
+        assert cells == [r.configuration, f"{r.final_test_error:.4f}", f"{r.backward_samples:,}",
+                         f"{r.forward_samples:,}", f"{r.cost_c2:,}", f"{r.train_s}"]
+    note = README.read_text()[block.end():].split("\n\n")[1]
+    assert csv.cpu[0] in note and f"{csv.load_avg_15min[0]}" in note and f"{csv.cores[0]} cores" in note

@@ -1,4 +1,4 @@
-"""Issue 7: interruption, resume, checkpoints, numerics, unwritable folders."""
+"""Interruption, resume, checkpoints, numerics, unwritable folders."""
 
 import contextlib
 import io

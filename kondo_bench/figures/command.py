@@ -71,13 +71,13 @@ def main(argv: list[str], figures: dict[str, Figure]) -> int:
                         "to run, and stop: launch, draw and write nothing")
     parser.add_argument("--no-launch", action="store_true", help="launch nothing: draw each figure from its "
                         "finished jobs (run folders and finished/ records) and list the missing ones in "
-                        "<figure>_incomplete.csv, e.g. between the sessions of a figure built up over several")
+                        "<figure>_incomplete.csv, e.g. between the runs of a figure built up in pieces")
     parser.add_argument("--redraw", action="store_true", help="only draw again, from the tables already in "
                         "OUT/SCALE (<figure>_runs.csv and _curves.csv): launch nothing, read no run")
     parser.add_argument("--jobs", "-j", type=int, default=1, help="jobs at once on this machine, through "
                         "Hydra's joblib launcher (pip install kondo-bench[joblib]); default 1")
     parser.add_argument("--seeds", type=int, default=None, metavar="N", help="run and draw only the first N seeds "
-                        "of each sweep at this scale (build a big figure up over sessions: a later run without it "
+                        "of each sweep at this scale (build a big figure up in pieces: a later run without it "
                         "finds these jobs done)")
     parser.add_argument("--sweep", action="append", metavar="GLOB", help="only the sweeps whose name matches "
                         "(repeatable), e.g. --sweep 'hstar-dgk-*': two commands over disjoint sweeps keep two cores "

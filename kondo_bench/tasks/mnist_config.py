@@ -15,7 +15,7 @@ class MnistConfig(TaskConfig):
     lr: float = num(1e-3, "> 0", "Adam learning rate")
     steps: int = num(10_000, "[1, 1000000000]", "optimiser steps (screened batches)")
     eval_every: int = num(500, "[1, 1000000000]", "steps between evaluations (and metrics rows)")
-    data_root: Optional[str] = None  # folder of IDX files; None searches (see README)
+    data_root: Optional[str] = None  # folder of IDX files; None searches (docs/data.md)
     eval_size: int = num(2000, "[1, 60000]", "images held out of the test split when the training files are absent")
     verify_data: bool = True  # check file checksums before use
     # the policy network by _target_ (kondo_bench/models.py), called with in_features=784, out_features=10;

@@ -70,7 +70,7 @@ class VaeConfig(TaskConfig):
     eval_samples: int = num(1, "[1, 10000]", "codes per test image for the Monte Carlo reconstruction term")
     var_images: int = num(100, "[1, 60000]", "images of the fixed minibatch the encoder's gradient variance is measured on")
     var_draws: int = num(10, "[2, 100000]", "gradient draws on that minibatch per evaluation")
-    data_root: Optional[str] = None  # folder of IDX files; None searches (see README)
+    data_root: Optional[str] = None  # folder of IDX files; None searches (docs/data.md)
     eval_size: int = num(2000, "[1, 60000]", "images held out of the test split when the training files are absent")
     verify_data: bool = True  # check file checksums before use
 

@@ -13,7 +13,7 @@ Decoders:
 - `BernoulliDecoder`: an MLP code -> 784 logits, log p(x|z) = -BCE summed over pixels;
 - `LinearGaussianDecoder`: x ~ N(W z + b, sigma^2 I) with a learned scalar log sigma^2
   (ours: the paper's observation model is not known). Its expected log-likelihood under q
-  is analytic (../shared/docs/SILENT.md):
+  is analytic (docs/papers.md):
     E_q[log N(x; Wz + b, sigma^2 I)] = -(P/2) log(2 pi sigma^2)
                                         - (||x - W E[z] - b||^2 + tr(W Cov[z] W^T)) / (2 sigma^2).
 """

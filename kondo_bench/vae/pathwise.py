@@ -13,7 +13,7 @@ backward_samples = backward_units = rows, no re-forward, one optimiser step. The
 pass is timed as `act`, the backward pass and the step as `learn`.
 
 Silent Gradients (arXiv 2508.03587; what we know and our closed forms:
-../shared/docs/SILENT.md). With the MLP decoder, a linear decoder is trained beside it:
+docs/papers.md). With the MLP decoder, a linear decoder is trained beside it:
     loss = KL (exact)
          + (-log p(x|z)) of sampled codes through the MLP decoder: the decoder learns from it
            in full, the encoder gets (1 - w) of its gradient (the `into` estimator's)
