@@ -149,3 +149,26 @@ def test_a_dry_run_lists_each_searching_sweeps_next_jobs_and_sweep_picks_some(tm
     assert "hstar-dg: next seed=0,task.horizon=4" in out and "hstar-pmpo: next seed=0,task.horizon=4" in out
     assert "hstar-dgk-price0" not in out and "hstar-ppo" not in out
     assert "2 jobs, 0 done, 2 to run" in out  # DG and PMPO, seed 0 only
+
+
+def test_a_command_runs_the_shortest_proposed_horizons_first(tmp_path):
+    """Within one command the search runs its cheapest jobs (shortest H) first, across series
+    and seeds, so no short job waits behind a long one; a plain sweep's jobs cost nothing."""
+    from kondo_bench.figures.command import cheapest
+    from kondo_bench.figures.core import Sweep
+    from kondo_bench.figures.jobs import Job, Plan
+
+    search = hsearch.Search(4, 128, 0.25)
+
+    def plan(name, horizons, select=search):
+        jobs = [Job([f"seed={s}", f"task.horizon={h}"], tmp_path / name / f"seed={s},task.horizon={h}", None)
+                for s, h in horizons]
+        return Plan(Sweep(name, (), select), tmp_path / name, [], jobs, tmp_path / f"{name}.jsonl")
+
+    plans = [plan("a", [(0, 128), (1, 8)]), plan("b", [(0, 64), (1, 8), (2, 4)])]
+    batch = cheapest(plans, [])
+    assert [(p.sweep.name, [j.folder.name for j in p.jobs]) for p in batch] == [("b", ["seed=2,task.horizon=4"])]
+    plans[1].jobs.pop()  # H = 4 ran: the two H = 8 jobs of both sweeps come next, together
+    assert [[j.folder.name for j in p.jobs] for p in cheapest(plans, [])] == [["seed=1,task.horizon=8"]] * 2
+    assert cheapest([plan("c", [])], []) == []
+    assert len(cheapest([plan("d", [(0, 9), (1, 3)], select=None)], [])[0].jobs) == 2

@@ -19,6 +19,23 @@ from .core import SCALES, Figure, FigureData, Scale
 from .jobs import Plan, Watch, is_done, load_jobs, plan_sweeps, record_finished, run_sweeps
 
 
+def cheapest(plans: list[Plan], extra: list[str]) -> list[Plan]:
+    """The pending jobs of least cost (a searching sweep's `cost`, e.g. H*'s horizon; 0 for a
+    plain sweep), each plan cut to them; [] when nothing is pending."""
+    def cost(p: Plan, j) -> float:
+        return p.sweep.select.cost(j.overrides) if hasattr(p.sweep.select, "cost") else 0
+
+    pending = [(p, j) for p in plans for j in p.jobs if not is_done(j, extra)]
+    if not pending:
+        return []
+    low = min(cost(p, j) for p, j in pending)
+    cut = {}
+    for p, j in pending:
+        if cost(p, j) == low:
+            cut.setdefault(id(p), replace(p, jobs=[])).jobs.append(j)
+    return list(cut.values())
+
+
 def make_figure(fig: Figure, scale: Scale, out: Path, extra: list[str], verbose: bool,
                 plans: list[Plan], watch: Watch, launch: bool = True) -> tuple[list[Path], int]:
     started, say = time.time(), watch.progress.write  # lines above the progress bar on a terminal
@@ -132,19 +149,23 @@ def main(argv: list[str], figures: dict[str, Figure]) -> int:
         return 0
     watch = Watch(Progress(len(jobs), skipped=skipped, label="[figures] jobs"), skipped)
     for fig in figs:
-        _, f = make_figure(fig, scale, out, extra, args.verbose, plans[fig.name], watch, not args.no_launch)
-        failed += f
-        # a searching figure (H*): each stage's finished jobs propose the next; go on until none does
-        while not args.no_launch and not f and any(p.sweep.select for p in plans[fig.name]):
-            plans[fig.name] = plan(fig)
-            new = {j.folder: j for p in plans[fig.name] for j in p.jobs if not is_done(j, extra)}
-            if not new:
-                break
-            jobs.update(new)
-            watch.progress.close()
-            watch = Watch(Progress(len(new), label=f"[{fig.name}] next stage"), 0)
-            _, f = make_figure(fig, scale, out, extra, args.verbose, plans[fig.name], watch)
+        if args.no_launch or not any(p.sweep.select for p in plans[fig.name]):
+            _, f = make_figure(fig, scale, out, extra, args.verbose, plans[fig.name], watch, not args.no_launch)
             failed += f
+            continue
+        # a searching figure (H*): run its cheapest proposed jobs, propose again from what
+        # finished, until nothing is proposed (or a launch failed); then draw it once
+        while batch := cheapest(plans[fig.name], extra):
+            jobs.update((j.folder, j) for p in batch for j in p.jobs)
+            watch.progress.close()
+            watch = Watch(Progress(sum(len(p.jobs) for p in batch), label=f"[{fig.name}] next jobs"), 0)
+            _, f = run_sweeps(fig, batch, extra, args.verbose, watch)
+            failed += f
+            if f:
+                break
+            plans[fig.name] = plan(fig)
+        _, f = make_figure(fig, scale, out, extra, args.verbose, plans[fig.name], watch, launch=False)
+        failed += f
     watch.progress.close()
     missing = sum(not is_done(j, extra) for j in jobs.values())
     print((f"figures drawn from {len(jobs) - missing} of {len(jobs)} jobs ({missing} not finished, listed in each "

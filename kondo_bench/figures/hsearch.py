@@ -18,9 +18,12 @@ seed that contradicts it is reported (`violations`).
 
 A job is solved when its run stopped as `solved` (quality below `solved_below`) or its best
 quality is below the threshold; it has failed when it finished its whole budget without.
-Each stage is one `kondo-bench figures --only hstar` launch: the sweeps' `select` reads the
-finished jobs and proposes the next horizons, so a rerun of the same command continues the
-search, and `--dry-run` lists what it would run next.
+The sweeps' `select` reads the finished jobs and proposes the next horizons, so a rerun of
+the same command continues the search, and `--dry-run` lists what it would run next. Within
+one `kondo-bench figures` command the proposed jobs run **shortest horizon first** (`cost`),
+and the search is proposed again after each batch: every seed's short horizons finish (and
+are recorded) before anything waits on a long one, so a command stopped part-way has spent
+its time on jobs that finished.
 """
 
 from __future__ import annotations
@@ -106,6 +109,10 @@ class Search:
                 todo = [h - 1] if h - 1 not in results else []
             chosen |= {by_h[h] for h in todo if h in by_h}
         return chosen
+
+    def cost(self, overrides: list[str]) -> int:
+        """What a job costs relative to the others: its horizon (a step samples H tokens)."""
+        return int(dict(o.split("=", 1) for o in overrides)[HORIZON])
 
     def state(self, jobs: list[tuple[dict, str]], finished: dict[str, dict]) -> list[dict]:
         """Where the search stands for each series and seed: what it ran, H*, what is next."""
