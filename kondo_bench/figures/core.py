@@ -44,7 +44,7 @@ def default_budget(task: str) -> Budget:
 @dataclass(frozen=True)
 class Scale:
     """How big each task's runs are: `test` (a smoke test of every figure's pipeline: tiny runs,
-    but 40 sweeps that each start a process, so minutes), `quick` (CPU minutes), `report` (CPU
+    but 43 sweeps that each start a process, so minutes), `quick` (CPU minutes), `report` (CPU
     hours: what results/REPORT.md ran), `paper` (the paper's setting: a GPU or a cluster)."""
 
     name: str
@@ -79,7 +79,7 @@ SCALES = {
     # fewer seeds, a third of its reversal steps with 3 seeds; the VAE's 2,000 steps (its claim 2: 5 seeds).
     "report": Scale("report", {"bandit": Budget(300, 5, 30), "bandit_multi": Budget(300, 5, 30),
                                "mnist": Budget(10_000, 100, 5), "reversal": Budget(3000, 100, 3),
-                               "lm": Budget(1500, 50, 3),
+                               "lm": Budget(1000, 50, 3),
                                "vae": Budget(2000, 200, 3)}),
     "paper": Scale("paper", {"bandit": Budget(300, 5, 30), "bandit_multi": Budget(300, 5, 30),
                              "mnist": Budget(10_000, 100, 30), "reversal": Budget(10_000, 100, 10),

@@ -18,10 +18,12 @@ final sampled and greedy error, completions and tokens forward and backward, and
 positions the learning forward and backward ran (`learn_tokens`: prompt included, after
 compaction and right-trimming).
 
-Scales (steps of 64 completions / seeds): `test` 4 / 2 on 16 completions a step (seconds
-of runs; the tests use it), `quick` 300 / 2 (a few CPU minutes), `report` 1,500 / 3 (under
-a CPU-hour on one core), `paper` 10,000 / 10: 640,000 completions per run, 60 runs, sized
-for a GPU (`device=cuda`; by the quick scale's CPU step times, about 17 CPU-hours).
+Scales (steps of 64 completions / seeds), with the quick scale's measured ~0.17 s a step on
+one thread of a loaded 2-core CPU (evaluation included): `test` 4 / 2 on 16 completions a
+step (seconds of runs; the tests use it), `quick` 300 / 2 (12 jobs: 13 minutes, one at a
+time), `report` 1,000 / 3 (18 jobs: under a CPU-hour), `paper` 10,000 / 10: 640,000
+completions per run, 60 runs, sized for a GPU (`device=cuda`, `-j N`); on that CPU it would
+be about 28 CPU-hours.
 """
 
 from __future__ import annotations
