@@ -95,18 +95,20 @@ def table(runs: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
 def markdown(t: pd.DataFrame) -> str:
     def e(m, s):
         return f"{m:.3f}" + (f" ± {s:.3f}" if np.isfinite(s) else "")
-    lines = ["| series | seeds | 1 − reward, sampled | 1 − reward, greedy | forward completions | backward completions "
-             "| backward tokens | learning positions | train s |", "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| series | seeds | 1 − reward, sampled | 1 − reward, greedy | forward completions "
+             "| backward completions | backward tokens | learning positions | train s |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for lab, r in t.iterrows():
         lines.append(f"| {lab} | {int(r.seeds)} | {e(r.reward_error, r.reward_error_se)} | "
                      f"{e(r.greedy_reward_error, r.greedy_reward_error_se)} | {r.forward_completions:,.0f} | "
                      f"{r.backward_completions:,.0f} | {r.backward_tokens:,.0f} | {r.learning_positions:,.0f} | "
                      f"{r.train_seconds:.0f} |")
-    lines.append("\nAt the end of each run, mean ± 1 s.e. over seeds. 1 − reward: 1 − the mean reward (fraction of "
-                 "answer positions right) of one sampled (greedy) answer to each of the evaluation prompts. Backward "
-                 "completions have at least one kept token; backward tokens are the kept completion tokens; learning "
-                 "positions are the prompt and completion positions the learning forward and backward ran, after "
-                 "compaction and right-trimming. Train s: the training loop's wall-clock on one thread. "
+    lines.append("\nAt the end of each run, mean ± 1 s.e. over seeds. 1 − reward: 1 − the mean reward (fraction "
+                 "of answer positions right) of one sampled (greedy) answer to each of the evaluation prompts. "
+                 "Backward completions have at least one kept token; backward tokens are the kept completion "
+                 "tokens; learning positions are the prompt and completion positions the learning forward and "
+                 "backward ran, after compaction and right-trimming. Train s: the training loop's wall-clock on "
+                 "one thread. "
                  f"This experiment is {BEYOND}.")
     return "\n".join(lines) + "\n"
 
@@ -136,7 +138,8 @@ def draw(d: FigureData) -> list[Path]:
     axes[0].set_ylabel(quality_label("reward_error"))
     axes[0].legend(fontsize=8)
     for lab, r in t.iterrows():
-        d.notes.append(f"{lab}: 1 − reward {r.reward_error:.3f}" + (f" ± {r.reward_error_se:.3f}" if r.seeds > 1 else "")
+        se = f" ± {r.reward_error_se:.3f}" if r.seeds > 1 else ""
+        d.notes.append(f"{lab}: 1 − reward {r.reward_error:.3f}{se}"
                        + f" (greedy {r.greedy_reward_error:.3f}), backward completions {r.backward_completions:,.0f}, "
                        f"backward tokens {r.backward_tokens:,.0f} of {r.completion_tokens_sampled:,.0f} sampled")
     d.notes.append(f"lm: {BEYOND}; table in {d.out / f'{d.name}_table.md'}")
@@ -146,8 +149,8 @@ def draw(d: FigureData) -> list[Path]:
                        f"reversal as text, H = {config_values(runs, 'task.length')}, M = "
                        f"{config_values(runs, 'task.vocab')}; {steps_text(runs)} steps × "
                        f"{config_values(runs, 'task.batch_size')} completions (G = "
-                       f"{config_values(runs, 'task.samples_per_prompt')}); mean over {seeds_text(runs)} seeds ± 1 s.e.",
-                       fontsize=10)
+                       f"{config_values(runs, 'task.samples_per_prompt')}); mean over {seeds_text(runs)} "
+                       "seeds ± 1 s.e.", fontsize=10)
     return save(plt.gcf(), d.stem()) + [d.out / f"{d.name}_table.md", d.stem("_table.csv")]
 
 
