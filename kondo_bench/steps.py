@@ -48,11 +48,20 @@ def learn_step(task: Task, batch: Batch, sel: Selection, method: Method | None =
     """
     batch.data["keep"] = sel.keep  # a task may end its re-forward at the last kept unit (lm: right-trimming)
     return backward(sel, lambda rows: task.logp(batch, rows), step or task.learn, (method or PLAIN).estimator,
+                    units=existing_units(batch),
                     logp_old=batch.logp, logp_grad=batch.logp_grad,
                     # None when the task has no loss of its own (the base class's): nothing to add
                     own_loss=None if type(task).own_loss is Task.own_loss else lambda rows: task.own_loss(batch, rows),
                     all_rows=task.own_loss_rows == "all",
                     refresh_old=refresh_old, watch=guard.watch if guard else None)
+
+
+def existing_units(batch: Batch) -> int | None:
+    """The units a batch has where some of its entries are padding (`valid`, a language model's
+    positions after its end-of-sequence token), else None: every entry is a unit. Such padding
+    is neither screened nor kept, so it counts in neither the keep rate nor backward_units."""
+    valid = batch.data.get("valid")
+    return None if valid is None else int(valid.sum())
 
 
 class ScoreStep:
@@ -81,7 +90,8 @@ class ScoreStep:
                 log.warning(note)
         with timer.phase("learn"):
             learned = learn_step(task, batch, sel, method, self.guard, refresh_old=self.screen_bf16)
-        return Stepped(batch.reward, sel.keep.numel(), learned, sel.price)
+        units = existing_units(batch)
+        return Stepped(batch.reward, sel.keep.numel() if units is None else units, learned, sel.price)
 
 
 class PathwiseStep:

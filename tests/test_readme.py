@@ -15,7 +15,7 @@ How commands are shrunk (nothing else is changed):
   first value and any other list its first two, except `method=` lists, which stay whole;
   `hydra.launcher.n_jobs=N` becomes 1 (joblib then runs the jobs in this process).
 - `kondo-bench figures --scale S`: `--scale test`, and `--only bandit` where no `--only` is given
-  (every figure at test scale is 38 sweeps, each a fresh process: minutes here); with
+  (every figure at test scale is 43 sweeps, each a fresh process: minutes here); with
   `--dry-run` it must only succeed (it writes nothing).
 - `make T`: the target's recipe lines from the Makefile, each planned like a README line
   (`setup`, which makes .venv, is not run: this test runs inside it).

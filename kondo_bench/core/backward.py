@@ -50,7 +50,7 @@ def backward(sel: Selection, logp: LogpFn, step: Union[StepFn, torch.optim.Optim
              estimator: Estimator | None = None, *, logp_old: torch.Tensor | None = None,
              logp_grad: torch.Tensor | None = None, own_loss: Callable[[torch.Tensor], torch.Tensor | None] | None = None,
              all_rows: bool = False, refresh_old: bool = False,
-             watch: Callable[[str, torch.Tensor], None] | None = None) -> Learned:
+             watch: Callable[[str, torch.Tensor], None] | None = None, units: int | None = None) -> Learned:
     """Learn from a screened batch: backward passes on the kept rows only, compacted.
 
     sel         the screen's decision (`Method.select`): coef and keep per unit, [B] or [B, T]
@@ -66,6 +66,9 @@ def backward(sel: Selection, logp: LogpFn, step: Union[StepFn, torch.optim.Optim
     refresh_old recompute pi_old of the kept rows in fp32 first, for a ratio-based estimator
                 after a bf16 screen (else rounding alone moves the ratio off 1)
     watch(name, loss) sees every loss before its backward (a NaN guard)
+    units       how many entries of sel.keep are units, where some are not (a language model's
+                padding after its end-of-sequence token): an ungated step keeps exactly these
+                (default: every entry). The gated path counts the kept mask itself.
 
     Returns the counts: rows and units that ran backward (each pass), units kept, optimiser steps.
     """
@@ -81,7 +84,8 @@ def backward(sel: Selection, logp: LogpFn, step: Union[StepFn, torch.optim.Optim
         if watch:
             watch("loss", loss)
         step(loss)
-        return Learned(n_rows, n_units, n_units, 1)
+        kept = n_units if units is None else units  # padding has no term: not a backward unit
+        return Learned(n_rows, kept, kept, 1)
     one_unit = sel.keep.dim() == 1  # one unit per row (MNIST, the bandit): the mask is the rows' already
     if all_rows:
         idx = torch.arange(n_rows, device=sel.keep.device)

@@ -15,7 +15,7 @@ in MODULES below. The machinery lives apart and never imports a figure:
 
 from __future__ import annotations
 
-from . import bandit, gambling, gateform, hstar, mnist, noise, reversal, screening, speedup, vae_anneal, vae_gate, vae_linear
+from . import bandit, gambling, gateform, hstar, lm, mnist, noise, reversal, screening, speedup, vae_anneal, vae_gate, vae_linear
 from .common import first_reach
 from .core import SCALES, Budget, Figure, FigureData, Scale, Sweep, default_budget
 from .jobs import expand, is_done, job_folder, resolved_config
@@ -23,7 +23,7 @@ from .speedup import COST_RATIOS
 
 # The figures, in the order `kondo-bench figures` makes them.
 MODULES = (bandit, mnist, speedup, reversal, hstar, screening, noise, gambling, gateform, vae_linear, vae_anneal,
-           vae_gate)
+           vae_gate, lm)
 FIGURES: dict[str, Figure] = {m.FIGURE.name: m.FIGURE for m in MODULES}
 
 

@@ -44,7 +44,7 @@ def default_budget(task: str) -> Budget:
 @dataclass(frozen=True)
 class Scale:
     """How big each task's runs are: `test` (a smoke test of every figure's pipeline: tiny runs,
-    but 40 sweeps that each start a process, so minutes), `quick` (CPU minutes), `report` (CPU
+    but 43 sweeps that each start a process, so minutes), `quick` (CPU minutes), `report` (CPU
     hours: what results/REPORT.md ran), `paper` (the paper's setting: a GPU or a cluster)."""
 
     name: str
@@ -70,17 +70,21 @@ SCALES = {
     "test": Scale("test", {"bandit": Budget(20, 5, 2), "bandit_multi": Budget(20, 5, 2),
                            "mnist": Budget(40, 20, 2),
                            "reversal": Budget(10, 5, 2, ("task.eval_prompts=20",)),
+                           "lm": Budget(4, 2, 2, ("task.batch_size=16", "task.eval_prompts=16")),
                            "vae": Budget(4, 2, 2, ("task.hidden=[16]", "task.var_draws=2", "task.var_images=16"))}),
     "quick": Scale("quick", {"bandit": Budget(150, 5, 3), "bandit_multi": Budget(150, 5, 3),
-                             "mnist": Budget(2000, 100, 3), "reversal": Budget(300, 25, 2),
+                             "mnist": Budget(2000, 100, 3), "reversal": Budget(300, 25, 2), "lm": Budget(300, 25, 2),
                              "vae": Budget(1000, 100, 2)}),
     # The largest scale run on a 2-core CPU for results/REPORT.md: the paper's MNIST steps with
     # fewer seeds, a third of its reversal steps with 3 seeds; the VAE's 2,000 steps (its claim 2: 5 seeds).
     "report": Scale("report", {"bandit": Budget(300, 5, 30), "bandit_multi": Budget(300, 5, 30),
                                "mnist": Budget(10_000, 100, 5), "reversal": Budget(3000, 100, 3),
+                               "lm": Budget(1000, 50, 3),
                                "vae": Budget(2000, 200, 3)}),
     "paper": Scale("paper", {"bandit": Budget(300, 5, 30), "bandit_multi": Budget(300, 5, 30),
                              "mnist": Budget(10_000, 100, 30), "reversal": Budget(10_000, 100, 10),
+                             # task=lm (beyond the paper): sized for a GPU, as figures/lm.py says
+                             "lm": Budget(10_000, 250, 10),
                              # the VAE paper's budget is not known: 10x the report's steps, 5 seeds
                              "vae": Budget(20_000, 1000, 5)}),
 }
