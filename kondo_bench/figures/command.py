@@ -41,7 +41,7 @@ def make_figure(fig: Figure, scale: Scale, out: Path, extra: list[str], verbose:
         return written, failed + 1
     written += write_table(data.runs, data.stem("_runs"))
     written += write_table(data.curves, data.stem("_curves"))  # the metrics rows: figures redrawable from tables
-    from ..plots import key_numbers
+    from ..labels import key_numbers
 
     for task, runs in data.runs.groupby("task", sort=False):
         say(f"[{fig.name}] {task}, final values (mean ± s.e. over seeds):")

@@ -160,7 +160,8 @@ def hstar_mean(table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
 
 
 def draw(d: FigureData) -> list[Path]:
-    from ..plots import METHOD_NAMES, save, styles, tidy_axes
+    from ..labels import METHOD_NAMES, styles
+    from ..plots import save, tidy_axes
 
     keys = keys_without_horizon(d.runs)
     look = styles(d.runs.drop_duplicates(keys)[keys].reset_index(drop=True), keys)  # label, colour per method
