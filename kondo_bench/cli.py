@@ -189,7 +189,7 @@ def report_failed_jobs(sweep_dir: str | None, since: float, jobs: int) -> int:
     """At a sweep's end: how many of its jobs failed, which, and the first error. Read from the
     jobs' summaries (written since `since`), so it holds for every launcher."""
     from .results import read_summary
-    from .sweeps import _overrides, job_dirs, never_started
+    from .sweepplan import _overrides, job_dirs, never_started
 
     if not sweep_dir or not Path(sweep_dir).is_dir():
         return 0
@@ -265,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
         from .download import data_main
         return data_main(rest)
     if command == "summarize":
-        from .sweeps import summarize_main
+        from .summarize import summarize_main
         return summarize_main(rest)
     if command == "plot":
         from .plots import plot_main

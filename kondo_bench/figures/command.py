@@ -14,7 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..progress import Progress
-from ..sweeps import write_table
+from ..summarize import write_table
 from .core import SCALES, Figure, FigureData, Scale
 from .jobs import Plan, Watch, is_done, load_jobs, plan_sweeps, record_finished, run_sweeps
 

@@ -209,7 +209,7 @@ def draw(d: FigureData) -> list[Path]:
 def difficulty(d: FigureData, curves: pd.DataFrame) -> list[Path]:
     """The gains-against-difficulty table beside the figure, and any seed whose runs contradict
     the monotonicity the search assumes (it failed a shorter H than one it solved)."""
-    from ..sweeps import write_table
+    from ..summarize import write_table
 
     for (label, seed), g in first_solved(curves).groupby(["label", "seed"]):
         bad = violations(dict(zip(g["H"], g["solved"])))

@@ -28,7 +28,8 @@ import pandas as pd
 from ..progress import Progress
 from ..reliability import NOT_RESULTS, result_config, upgraded
 from ..results import FINISHED, incomplete_reason, is_finished
-from ..sweeps import job_tables, read_job, read_overrides, tables_of
+from ..sweepplan import read_overrides
+from ..sweeps import job_tables, read_job, tables_of
 from .core import Figure, FigureData, Scale, Sweep
 from .store import metrics_rows, read_store, record_of, store_path, write_store
 
