@@ -118,7 +118,7 @@ def _job(cfg, out_dir: str, multirun: bool, hydra_cfg) -> float | None:
     """One run, its outcome printed in one line; in a sweep, its fault is recorded in its folder
     and costs this job only."""
     from .faults import as_user_error, describe, job_failed
-    from .reliability import FolderBusy
+    from .folderlock import FolderBusy
     from .sweepstop import in_parent, mark_stopped
     from .train import run_experiment
 
@@ -174,7 +174,7 @@ def _shown(path: str) -> str:
 def _remove_if_not_a_run(out_dir: str) -> None:
     """After a refusal inside the job: remove the folder Hydra made if it holds nothing but
     Hydra's own files (`.hydra/`, the log) and our lock, so that it is not taken for a run."""
-    from .reliability import LOCK
+    from .folderlock import LOCK
 
     folder = Path(out_dir)
     try:

@@ -146,7 +146,7 @@ def _check_folder_named(folder: str | None, key: str) -> None:
 def _lock(folder: str | None):
     """Take the folder's lock now, before Hydra writes into it, and hold it while the command runs:
     a second run started at the same moment is refused before it writes anything."""
-    from .reliability import FolderLock
+    from .folderlock import FolderLock
 
     if not folder:
         return None
@@ -354,14 +354,14 @@ def _check_writable(folder: str, key: str) -> None:
 
 
 def _check_unlocked(folder: str | None) -> None:
-    from .reliability import lock_holder, refuse_locked
+    from .folderlock import lock_holder, refuse_locked
 
     if folder and (pid := lock_holder(folder)) is not None:
         refuse_locked(folder, pid)
 
 
 def _check_sweep_unlocked(folder: str | None) -> None:
-    from .reliability import LOCK, lock_holder, refuse_locked
+    from .folderlock import LOCK, lock_holder, refuse_locked
 
     if folder and Path(folder).is_dir():
         _check_unlocked(folder)  # another sweep's parent holds the folder

@@ -30,7 +30,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from .reliability import NOT_RESULTS
+from .resultconfig import NOT_RESULTS
 from .results import METRICS, SUMMARY, incomplete_reason, is_finished, read_metrics
 from .sweepplan import _overrides, job_dirs, never_started, read_overrides
 

@@ -37,9 +37,11 @@ from .errors import UserError
 from .core import Learned, gate_class  # noqa: F401  (Learned: also imported from here)
 from .memory import check_memory
 from .methods import Method
-from .reliability import (CHECKPOINT, FolderLock, NumericsError, NumericsGuard, StopFlag, Stopped, load_checkpoint,
-                          remove_stale_temporaries, result_config, rng_state, save_checkpoint, set_aside, set_rng_state,
-                          upgraded)
+from .checkpoint import (CHECKPOINT, load_checkpoint, remove_stale_temporaries, rng_state, save_checkpoint, set_aside,
+                         set_rng_state)
+from .folderlock import FolderLock
+from .resultconfig import result_config, upgraded
+from .stopping import NumericsError, NumericsGuard, StopFlag, Stopped
 from .results import SUMMARY, RunWriter, incomplete_reason, is_finished, read_metrics, read_summary
 from .steps import PathwiseStep, ScoreStep, learn_step  # noqa: F401  (learn_step: also imported from here)
 from .tasks import Task, make_task

@@ -26,7 +26,7 @@ from typing import Callable
 import pandas as pd
 
 from ..progress import Progress
-from ..reliability import NOT_RESULTS, result_config, upgraded
+from ..resultconfig import NOT_RESULTS, result_config, upgraded
 from ..results import FINISHED, incomplete_reason, is_finished
 from ..sweepplan import read_overrides
 from ..sweeps import job_tables, read_job, tables_of

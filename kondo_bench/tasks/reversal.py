@@ -46,7 +46,7 @@ from torch import nn
 from .reversal_config import ReversalConfig, validate_reversal as _validate
 from ..errors import UserError
 from ..models import build_model
-from ..reliability import check_stop
+from ..stopping import check_stop
 from . import Batch, Task
 from .baselines import grouped_advantage  # noqa: F401  (also imported from here by scripts and tests)
 
