@@ -120,7 +120,7 @@ def _job(cfg, out_dir: str, multirun: bool, hydra_cfg) -> float | None:
     from .faults import as_user_error, describe, job_failed
     from .folderlock import FolderBusy
     from .sweepstop import in_parent, mark_stopped
-    from .train import run_experiment
+    from .experiment import run_experiment
 
     shown = _shown(out_dir)
     sweep_dir = hydra_cfg.sweep.dir if multirun else None

@@ -154,7 +154,7 @@ def _lock(folder: str | None):
 
 def _check_not_another_run(folder: str | None, cfg) -> None:
     """Refuse now, before Hydra rewrites its `.hydra/`, a folder holding another config's complete run."""
-    from .train import refuse_other_config
+    from .experiment import refuse_other_config
 
     if folder and cfg.resume:
         refuse_other_config(folder, cfg)
@@ -162,7 +162,7 @@ def _check_not_another_run(folder: str | None, cfg) -> None:
 
 def _check_device(name: str) -> None:
     if name not in ("auto", "cpu"):
-        from .train import resolve_device
+        from .runsetup import resolve_device
 
         resolve_device(name)
 
