@@ -16,7 +16,8 @@ from pathlib import Path
 from ..progress import Progress
 from ..summarize import write_table
 from .core import SCALES, Figure, FigureData, Scale
-from .jobs import Plan, Watch, is_done, load_jobs, plan_sweeps, record_finished, run_sweeps
+from .done import is_done, load_jobs
+from .jobs import Plan, Watch, plan_sweeps, record_finished, run_sweeps
 
 
 def make_figure(fig: Figure, scale: Scale, out: Path, extra: list[str], verbose: bool,
