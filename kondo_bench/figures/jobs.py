@@ -8,7 +8,7 @@ either its folder holds a `summary.json` with status complete, or the sweep's co
 file `<out>/<scale>/finished/<sweep>.jsonl` has a complete record of it (`done.py` decides,
 and loads the finished jobs' tables; `store.py` keeps the records). Only the rest are
 launched (as few multiruns as possible); after each sweep its finished folders are recorded
-in that file, so the next session, on any machine, skips them too.
+in that file, so the next `kondo-bench figures`, on any machine, skips them too.
 """
 
 from __future__ import annotations
