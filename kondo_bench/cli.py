@@ -118,9 +118,9 @@ def _job(cfg, out_dir: str, multirun: bool, hydra_cfg) -> float | None:
     """One run, its outcome printed in one line; in a sweep, its fault is recorded in its folder
     and costs this job only."""
     from .faults import as_user_error, describe, job_failed
-    from .reliability import FolderBusy
+    from .folderlock import FolderBusy
     from .sweepstop import in_parent, mark_stopped
-    from .train import run_experiment
+    from .experiment import run_experiment
 
     shown = _shown(out_dir)
     sweep_dir = hydra_cfg.sweep.dir if multirun else None
@@ -174,7 +174,7 @@ def _shown(path: str) -> str:
 def _remove_if_not_a_run(out_dir: str) -> None:
     """After a refusal inside the job: remove the folder Hydra made if it holds nothing but
     Hydra's own files (`.hydra/`, the log) and our lock, so that it is not taken for a run."""
-    from .reliability import LOCK
+    from .folderlock import LOCK
 
     folder = Path(out_dir)
     try:
@@ -189,7 +189,7 @@ def report_failed_jobs(sweep_dir: str | None, since: float, jobs: int) -> int:
     """At a sweep's end: how many of its jobs failed, which, and the first error. Read from the
     jobs' summaries (written since `since`), so it holds for every launcher."""
     from .results import read_summary
-    from .sweeps import _overrides, job_dirs, never_started
+    from .sweepplan import _overrides, job_dirs, never_started
 
     if not sweep_dir or not Path(sweep_dir).is_dir():
         return 0
@@ -265,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
         from .download import data_main
         return data_main(rest)
     if command == "summarize":
-        from .sweeps import summarize_main
+        from .summarize import summarize_main
         return summarize_main(rest)
     if command == "plot":
         from .plots import plot_main

@@ -1,4 +1,4 @@
-"""Many runs as one tidy table: find a sweep's job folders, load them once, find the frontier.
+"""Many runs as one tidy table: load a sweep's job folders once, find the frontier.
 
 A job folder is any folder holding `summary.json`, `metrics.jsonl` or `.hydra/config.yaml`
 (a Hydra multirun writes one per job under its sweep folder). `load_sweep` reads each
@@ -13,26 +13,26 @@ once and returns three pandas tables:
   never mixed into `runs`;
 - `curves`: the metrics rows of the complete jobs, with the same config columns.
 
-Plots and figures take these tables; nothing re-parses the run folders.
+Plots and figures take these tables; nothing re-parses the run folders. Which folders a
+sweep holds, and which jobs it meant to run, is `sweepplan.py`; `kondo-bench summarize`,
+which prints and writes the tables, is `summarize.py`.
 """
 
 from __future__ import annotations
 
-import argparse
-import collections
 import functools
 import json
 import math
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 import yaml
 
-from .reliability import NOT_RESULTS
+from .resultconfig import NOT_RESULTS
 from .results import METRICS, SUMMARY, incomplete_reason, is_finished, read_metrics
+from .sweepplan import _overrides, job_dirs, never_started, read_overrides
 
 # Config columns every row has; the flattened config adds the rest (e.g. `task.steps`, `method.signal`).
 CONFIG_COLUMNS = ["task", "method", "gate", "price", "keep_rate", "eta", "seed", "cost_ratio", "device"]
@@ -54,38 +54,6 @@ class SweepTables:
     runs: pd.DataFrame
     incomplete: pd.DataFrame
     curves: pd.DataFrame
-
-
-def job_dirs(root: str | Path) -> list[Path]:
-    """Every job folder under root (root itself may be one), in a stable order."""
-    found = []
-    for dirpath, dirnames, filenames in os.walk(root):
-        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))  # skip .hydra, .submitit
-        if SUMMARY in filenames or METRICS in filenames or os.path.exists(os.path.join(dirpath, ".hydra", "config.yaml")):
-            found.append(Path(dirpath))
-    return sorted(found, key=_natural)
-
-
-def _natural(path: Path):
-    """Sort job 10 after job 9."""
-    return [(0, int(p), "") if p.isdigit() else (1, 0, p) for p in path.parts]
-
-
-def read_overrides(job: Path) -> list[str]:
-    """The overrides a job ran with, as Hydra wrote them (.hydra/overrides.yaml)."""
-    path = job / ".hydra" / "overrides.yaml"
-    return [str(line) for line in yaml.safe_load(path.read_text()) or []] if path.exists() else []
-
-
-def _overrides(job: Path | list[str]) -> list[tuple[str, str]]:
-    """(key, value) of each override of a job folder (or of these override lines), Hydra's own left out."""
-    out = []
-    for line in read_overrides(job) if isinstance(job, Path) else job:
-        key, _, value = str(line).partition("=")
-        if key.startswith("~") or key.startswith("hydra"):
-            continue
-        out.append((key.lstrip("+"), value))
-    return out
 
 
 def _select(config: dict, dotted: str):
@@ -142,48 +110,6 @@ def _override_columns(job: Path | list[str], config: dict) -> dict:
         if key == "task" or key not in CONFIG_COLUMNS and key not in _ALIASES:
             cols[key] = typed
     return cols
-
-
-MULTIRUN = "multirun.yaml"  # what Hydra writes into a sweep folder when it launches the sweep
-
-
-def planned_jobs(root: Path) -> list[list[str]] | None:
-    """The override lines of every job the sweep under `root` meant to run, in Hydra's order, from
-    its multirun.yaml (None where there is none, or another sweeper than the basic one made it)."""
-    path = Path(root) / MULTIRUN
-    if not path.is_file():
-        return None
-    try:
-        from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
-        from hydra.core.override_parser.overrides_parser import OverridesParser
-
-        saved = yaml.safe_load(path.read_text()) or {}
-        hydra = saved.get("hydra") or {}
-        if not str((hydra.get("sweeper") or {}).get("_target_", "")).endswith("BasicSweeper"):
-            return None
-        params = [f"{k}={v}" for k, v in ((hydra.get("sweeper") or {}).get("params") or {}).items()]
-        lines = params + [str(x) for x in (hydra.get("overrides") or {}).get("task") or []]
-        batches = BasicSweeper.split_arguments(OverridesParser.create().parse_overrides(lines), None)
-        return [list(job) for batch in batches for job in batch]
-    except Exception:  # noqa: BLE001 - an unreadable or foreign multirun.yaml: list the folders only
-        return None
-
-
-def never_started(root: Path, jobs: list[Path]) -> list[tuple[int, list[str]]]:
-    """(number, override lines) of each planned job (planned_jobs) that no job folder under root
-    ran: none holds its overrides."""
-    planned = planned_jobs(root)
-    if not planned:
-        return []
-    ran = collections.Counter(tuple(sorted(read_overrides(j))) for j in jobs)  # two jobs may share overrides
-    out = []
-    for i, p in enumerate(planned):
-        key = tuple(sorted(p))
-        if ran[key] > 0:
-            ran[key] -= 1
-        else:
-            out.append((i, p))
-    return out
 
 
 def _hydra_config(job: Path) -> dict:
@@ -328,83 +254,3 @@ def pareto_front(df: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
             keep.append(idx)
             best_y, best_x = yv, xv
     return d.loc[keep]
-
-
-def write_table(df: pd.DataFrame, stem: str | Path) -> list[Path]:
-    """CSV always; Parquet too, or JSON lines when pyarrow (or fastparquet) is missing."""
-    stem = Path(stem)
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    paths = [stem.with_name(stem.name + ".csv")]
-    df.to_csv(paths[0], index=False)
-    try:
-        df.to_parquet(stem.with_name(stem.name + ".parquet"), index=False)
-        paths.append(stem.with_name(stem.name + ".parquet"))
-    except ImportError:
-        df.to_json(stem.with_name(stem.name + ".jsonl"), orient="records", lines=True)
-        paths.append(stem.with_name(stem.name + ".jsonl"))
-    return paths
-
-
-SHOW = ["run", "task", "method", "gate", "price", "keep_rate", "eta", "seed", "final_quality",
-        "best_quality", "backward_samples", "forward_samples", "cost", "train_seconds"]
-
-
-def show(tables: SweepTables, file=None) -> None:
-    """Print the results table (the columns that tell jobs apart) and the incomplete jobs."""
-    runs = tables.runs
-    if runs.empty:
-        print("no complete jobs", file=file)
-    else:
-        extra = [c for c in runs.columns if c not in CONFIG_COLUMNS + RESULT_COLUMNS + META_COLUMNS + DATA_COLUMNS
-                 and runs[c].nunique(dropna=False) > 1]
-        cols = [c for c in SHOW if c in runs.columns and (c in ("run", "final_quality", "seed")
-                                                          or runs[c].notna().any())]
-        cols = cols[:8] + extra + cols[8:]
-        with pd.option_context("display.max_rows", None, "display.max_columns", None, "display.width", 200,
-                               "display.float_format", _fmt):
-            print(runs[cols].to_string(index=False), file=file)
-    if not tables.incomplete.empty:
-        print(f"\n{len(tables.incomplete)} incomplete job(s), not in the table above:", file=file)
-        for r in tables.incomplete.itertuples():
-            print(f"  {r.run}: {r.reason}", file=file)
-
-
-def _fmt(v: float) -> str:
-    return f"{v:,.0f}" if abs(v) >= 1000 else f"{v:.4g}"
-
-
-def summarize_main(argv: list[str]) -> int:
-    """`kondo-bench summarize SWEEP_DIR [--out FILE_STEM]`."""
-    parser = argparse.ArgumentParser(prog="kondo-bench summarize",
-                                     description="One tidy table of every job in a sweep folder.")
-    parser.add_argument("sweep_dir", help="a multirun folder (or any folder of run folders)")
-    parser.add_argument("--out", help="file stem for the tables (default: SWEEP_DIR/sweep): writes STEM.csv, "
-                        "STEM.parquet (STEM.jsonl without pyarrow) and STEM_incomplete.csv")
-    try:
-        args = parser.parse_args(argv)
-    except SystemExit as e:
-        return int(e.code or 0)
-    root = Path(args.sweep_dir)
-    if not root.is_dir():
-        print(f"kondo-bench: error: no folder {root}", file=sys.stderr)
-        return 2
-    tables = load_sweep(root, curves=False)
-    if tables.runs.empty and tables.incomplete.empty:
-        print(f"kondo-bench: error: no run folders under {root} (looked for {SUMMARY} and .hydra/)", file=sys.stderr)
-        return 2
-    show(tables)
-    stem = Path(args.out) if args.out else root / "sweep"
-    try:
-        written = write_table(tables.runs, stem)
-        if not tables.incomplete.empty:
-            written += write_table(tables.incomplete, stem.with_name(stem.name + "_incomplete"))[:1]
-    except OSError as e:
-        from .faults import describe
-
-        why = (describe(e, stem.parent) or f"{e.strerror or e}: {e.filename or stem}").split(": choose")[0]
-        print(f"kondo-bench: error: cannot write the tables to {stem}.*: {why}; give --out a writable "
-              "FILE_STEM", file=sys.stderr)
-        return 2
-    print(f"\n{len(tables.runs)} complete, {len(tables.incomplete)} incomplete; wrote "
-          + ", ".join(str(p) for p in written))
-    return 0

@@ -61,7 +61,7 @@ def in_parent() -> bool:
 
 def live_jobs(sweep_dir) -> dict[Path, int]:
     """Job folders under the sweep whose lock a live process holds, with that process's pid."""
-    from .reliability import LOCK, lock_holder
+    from .folderlock import LOCK, lock_holder
 
     out = {}
     for lock in Path(sweep_dir).rglob(LOCK):

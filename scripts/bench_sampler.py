@@ -6,7 +6,7 @@ whole batch) at the default model (d_model 64, 3 layers, 4 heads, FFN 128) and b
 
   cat     the sampler as it was: each decode step concatenates the new key and value onto
           the cache of every earlier position (torch.cat per layer and step: O(H^2) copying)
-  cache   kondo_bench.tasks.reversal.sample: keys and values written in place into buffers
+  cache   kondo_bench.tasks.reversal_model.sample: keys and values written in place into buffers
           allocated once per batch, and a decode step's attention as two small matmuls
 
 interleaved (cat, cache, cat, cache, ...) after a warm-up, so a busy neighbour slows both
@@ -32,7 +32,7 @@ import time
 
 import torch
 
-from kondo_bench.tasks.reversal import Transformer, sample, select_context
+from kondo_bench.tasks.reversal_model import Transformer, sample, select_context
 
 
 @torch.no_grad()

@@ -45,7 +45,7 @@ from kondo_bench.accounting import Counters  # noqa: E402
 from kondo_bench.config import register  # noqa: E402
 from kondo_bench.core import delight, screening_score, sequence_score  # noqa: E402
 from kondo_bench.methods import Method  # noqa: E402
-from kondo_bench.reliability import NumericsGuard  # noqa: E402
+from kondo_bench.stopping import NumericsGuard  # noqa: E402
 from kondo_bench.tasks import draw, make_task  # noqa: E402
 from kondo_bench.train import learn_step, new_interval  # noqa: E402
 

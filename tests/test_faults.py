@@ -288,7 +288,7 @@ def test_an_empty_run_folder_is_refused(tmp_path, capsys, monkeypatch):
 
 def test_output_paths_that_cannot_be_written_are_one_line(tmp_path, capsys):
     from kondo_bench.plots import plot_main
-    from kondo_bench.sweeps import summarize_main
+    from kondo_bench.summarize import summarize_main
 
     run_experiment(make_cfg("task=bandit", "task.steps=10", "progress=false"), tmp_path / "sweep" / "0")
     blocker = tmp_path / "file"

@@ -7,7 +7,7 @@ import pytest
 from conftest import kb, make_cfg
 from kondo_bench import figures
 from kondo_bench.figures import hsearch
-from kondo_bench.figures.jobs import finished, Job
+from kondo_bench.figures.done import finished, Job
 from kondo_bench.train import run_experiment, solved
 
 

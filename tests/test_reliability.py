@@ -15,7 +15,7 @@ import pytest
 
 from conftest import kb, make_cfg, needs_mnist, sigterm_at_evaluation
 from kondo_bench.errors import UserError
-from kondo_bench.sweeps import summarize_main
+from kondo_bench.summarize import summarize_main
 from kondo_bench.train import run_experiment
 
 

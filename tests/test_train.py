@@ -180,16 +180,16 @@ def test_bf16_speculative_screening_runs_and_learns(tmp_path, task):
 def test_bf16_screen_is_refused_on_a_cpu_without_bf16_unless_forced(tmp_path, monkeypatch):
     """Without bf16 instructions the bf16 screen is slower than fp32: one line naming the fix,
     no run folder content; device.force_bf16=true runs it anyway."""
-    import kondo_bench.train as train
+    import kondo_bench.runsetup as runsetup
 
-    monkeypatch.setattr(train, "cpu_has_bf16", lambda: False)
+    monkeypatch.setattr(runsetup, "cpu_has_bf16", lambda: False)
     args = ("task=bandit", "task.steps=4", "task.eval_every=2", "keep_rate=0.1", "device=cpu", "screen_precision=bf16")
     with pytest.raises(UserError, match="device.force_bf16=true") as e:
         run(tmp_path / "refused", *args)
     assert "\n" not in str(e.value) and not (tmp_path / "refused" / "summary.json").exists()
     s, _ = run(tmp_path / "forced", *args, "device.force_bf16=true")
     assert s["status"] == "complete"
-    monkeypatch.setattr(train, "cpu_has_bf16", lambda: True)  # a CPU with bf16: no refusal, no key needed
+    monkeypatch.setattr(runsetup, "cpu_has_bf16", lambda: True)  # a CPU with bf16: no refusal, no key needed
     assert run(tmp_path / "native", *args)[0]["status"] == "complete"
 
 

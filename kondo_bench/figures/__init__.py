@@ -7,7 +7,9 @@ overrides exactly as on the command line) and `draw(data)` draws from the loaded
 in MODULES below. The machinery lives apart and never imports a figure:
 
 - `core.py`: scales (`test`, `quick`, `report`, `paper`), `Sweep`, `Figure`, `FigureData`;
-- `jobs.py`: expand a sweep into jobs, check which are finished, launch the rest, load them;
+- `jobs.py`: expand a sweep into jobs, launch those not finished, record them;
+- `done.py`: check which jobs are finished, and load their tables;
+- `store.py`: the committed records of finished jobs (`finished/<sweep>.jsonl`);
 - `command.py`: the command line, over the registry it is given;
 - `common.py`: helpers the figure modules share (panels, seed counts, mean curves);
 - `hsearch.py`: a sweep that searches its grid (H*'s horizons) instead of running all of it.
@@ -18,7 +20,8 @@ from __future__ import annotations
 from . import bandit, gambling, gateform, hstar, lm, mnist, noise, reversal, screening, speedup, vae_anneal, vae_gate, vae_linear
 from .common import first_reach
 from .core import SCALES, Budget, Figure, FigureData, Scale, Sweep, default_budget
-from .jobs import expand, is_done, job_folder, resolved_config
+from .done import is_done, resolved_config
+from .jobs import expand, job_folder
 from .speedup import COST_RATIOS
 
 # The figures, in the order `kondo-bench figures` makes them.

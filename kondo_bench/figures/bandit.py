@@ -17,7 +17,8 @@ def sweeps(s: Scale) -> list[Sweep]:
 
 
 def draw(d: FigureData) -> list[Path]:
-    from ..plots import curve_panel, curve_table, quality_label, save, tidy_axes, zero_floor
+    from ..labels import quality_label
+    from ..plots import curve_panel, curve_table, save, tidy_axes, zero_floor
 
     keys = series_keys(d.runs)
     mis = curve_table(d.curves, keys, "misalignment", ["step"])

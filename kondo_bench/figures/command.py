@@ -14,9 +14,10 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..progress import Progress
-from ..sweeps import write_table
+from ..summarize import write_table
 from .core import SCALES, Figure, FigureData, Scale
-from .jobs import Plan, Watch, is_done, load_jobs, plan_sweeps, record_finished, run_sweeps
+from .done import is_done, load_jobs
+from .jobs import Plan, Watch, plan_sweeps, record_finished, run_sweeps
 
 
 def cheapest(plans: list[Plan], extra: list[str]) -> list[Plan]:
@@ -58,7 +59,7 @@ def make_figure(fig: Figure, scale: Scale, out: Path, extra: list[str], verbose:
         return written, failed + 1
     written += write_table(data.runs, data.stem("_runs"))
     written += write_table(data.curves, data.stem("_curves"))  # the metrics rows: figures redrawable from tables
-    from ..plots import key_numbers
+    from ..labels import key_numbers
 
     for task, runs in data.runs.groupby("task", sort=False):
         say(f"[{fig.name}] {task}, final values (mean ± s.e. over seeds):")

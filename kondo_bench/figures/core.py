@@ -4,7 +4,8 @@ A figure module (one per paper figure, listed in `figures/__init__.py`) builds a
 `Figure(name, about, sweeps, draw)` from these types: `sweeps(scale)` lists the Hydra
 multiruns it needs (`Sweep(name, overrides)`, the overrides exactly as on the command
 line), `draw(data)` draws from the loaded tables (`FigureData`). Nothing here runs a job:
-`jobs.py` expands, checks and launches them, `command.py` is `kondo-bench figures`.
+`jobs.py` expands and launches them, `done.py` checks which are finished, `command.py` is
+`kondo-bench figures`.
 """
 
 from __future__ import annotations

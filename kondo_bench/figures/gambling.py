@@ -38,7 +38,8 @@ def regimes(df: pd.DataFrame) -> list[tuple[str, pd.Series]]:
 
 
 def draw(d: FigureData) -> list[Path]:
-    from ..plots import quality_label, save
+    from ..labels import quality_label
+    from ..plots import save
 
     runs, curves = d.runs, d.curves
     styles = {"pg": ("0.3", "PG"), "dg": ("C0", "DG (η = 1)"), "dgk": ("C1", "DG-K λ = 0, η = 0")}

@@ -160,7 +160,8 @@ def hstar_mean(table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
 
 
 def draw(d: FigureData) -> list[Path]:
-    from ..plots import METHOD_NAMES, save, styles, tidy_axes
+    from ..labels import METHOD_NAMES, styles
+    from ..plots import save, tidy_axes
 
     keys = keys_without_horizon(d.runs)
     look = styles(d.runs.drop_duplicates(keys)[keys].reset_index(drop=True), keys)  # label, colour per method
@@ -208,7 +209,7 @@ def draw(d: FigureData) -> list[Path]:
 def difficulty(d: FigureData, curves: pd.DataFrame) -> list[Path]:
     """The gains-against-difficulty table beside the figure, and any seed whose runs contradict
     the monotonicity the search assumes (it failed a shorter H than one it solved)."""
-    from ..sweeps import write_table
+    from ..summarize import write_table
 
     for (label, seed), g in first_solved(curves).groupby(["label", "seed"]):
         bad = violations(dict(zip(g["H"], g["solved"])))

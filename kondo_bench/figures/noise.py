@@ -28,7 +28,8 @@ def noise_level(df: pd.DataFrame) -> pd.Series:
 
 
 def draw(d: FigureData) -> list[Path]:
-    from ..plots import METHOD_NAMES, quality_label, save, tidy_axes
+    from ..labels import METHOD_NAMES, quality_label
+    from ..plots import save, tidy_axes
 
     runs, curves = d.runs.assign(sigma=noise_level(d.runs)), d.curves.assign(sigma=noise_level(d.curves))
     axes, plt = panels(3)

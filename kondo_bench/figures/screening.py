@@ -50,7 +50,8 @@ def signals(df: pd.DataFrame) -> list[str]:
 def draw(d: FigureData) -> list[Path]:
     import matplotlib.pyplot as plt
 
-    from ..plots import quality_label, save, tidy_axes
+    from ..labels import quality_label
+    from ..plots import save, tidy_axes
 
     runs, curves = d.runs, d.curves
     mnist, bandit = runs[runs["task"] == "mnist"], runs[runs["task"] == "bandit"]

@@ -24,7 +24,7 @@ import os
 from pathlib import Path
 
 from ..results import METRICS, SUMMARY, _atomic_write_text, _clean, read_metrics
-from ..sweeps import read_overrides
+from ..sweepplan import read_overrides
 
 FINISHED = "finished"  # the folder of the files, beside runs/ under <out>/<scale>/
 log = logging.getLogger(__name__)

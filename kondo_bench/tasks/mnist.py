@@ -15,7 +15,7 @@ from torch import nn
 
 from ..data import load_mnist
 from ..models import MLP, build_model
-from ..reliability import check_stop
+from ..stopping import check_stop
 from . import Batch, Task, rows_of, sample_categorical
 from .baselines import expected_reward
 from .mnist_config import MnistConfig, validate_mnist

@@ -38,7 +38,7 @@ from ..config import resolve_estimator, resolve_gate
 from .config import CodeUnit, VaeConfig, resolve_into, validate_vae
 from ..data import load_mnist
 from ..methods import Method
-from ..reliability import check_stop
+from ..stopping import check_stop
 from . import pathwise
 from .model import VAE
 from ..tasks import Batch, Task
