@@ -201,22 +201,22 @@ def test_a_stop_signal_is_honoured_inside_the_samplers_loop(tmp_path, monkeypatc
     import os
 
     from kondo_bench.reliability import StopFlag
-    from kondo_bench.tasks import reversal
+    from kondo_bench.tasks import reversal_model as reversal
 
     monkeypatch.setattr(StopFlag, "GRACE", 0.0)
-    calls, forward = {"n": 0}, reversal.Transformer.forward
+    calls, step = {"n": 0}, reversal.Decoder.step
 
     def counting(self, *args, **kwargs):
         calls["n"] += 1
-        if calls["n"] == 3:  # the prompt pass, position 0, then this one: inside the first step's sampler
+        if calls["n"] == 2:  # the decode step of answer position 2: inside the first step's sampler
             os.kill(os.getpid(), signal.SIGINT)
-        return forward(self, *args, **kwargs)
+        return step(self, *args, **kwargs)
 
-    monkeypatch.setattr(reversal.Transformer, "forward", counting)
+    monkeypatch.setattr(reversal.Decoder, "step", counting)
     s = run_experiment(make_cfg("task=reversal", "task.horizon=8", "task.steps=5", "task.eval_every=5",
                                 "progress=false", "device.threads=1"), tmp_path)
     assert s["status"] == "interrupted" and s["steps"] == 0
-    assert calls["n"] == 3  # not one pass more: the other 6 positions of the answer were never written
+    assert calls["n"] == 2  # not one step more: the other 5 positions of the answer were never written
 
 
 def test_a_second_signal_ends_the_run_at_once_with_an_interrupted_summary(tmp_path, monkeypatch):

@@ -396,3 +396,34 @@ def test_sampler_log_probs_agree_with_teacher_forcing_and_its_answers_follow_the
     counts = (answers[:, None, :] == every[None]).all(-1).sum(0).double()
     chi2 = ((counts - 4000 * p) ** 2 / (4000 * p)).sum().item()
     assert chi2 < 24.3, (counts.tolist(), (4000 * p).tolist())
+
+
+@pytest.mark.parametrize("horizon", [1, 2, 27, 40])  # the answer buffers: padded to 25 positions, exactly 26, longer
+def test_decode_steps_agree_with_teacher_forcing_at_every_length(horizon):
+    """Sampled, greedy and full: every position's log pi(. | prompt, answer_<t) from the decode
+    steps (`Decoder`) is the teacher-forced one to 1e-5, and greedy answers take its argmax."""
+    torch.manual_seed(0)
+    task = tiny_task(horizon=horizon, vocab=3, layers=1)
+    prompt = torch.randint(3, (3, horizon))
+    group = torch.arange(3).repeat_interleave(4)
+    for greedy in (False, True):
+        answers, dist = sample(task.net, prompt, samples=4, greedy=greedy, full=True,
+                               generator=torch.Generator().manual_seed(1))
+        with torch.no_grad():
+            forced = answer_dist(task.net, prompt, answers, group)
+        assert dist.shape == (12, horizon, 3) and torch.allclose(dist, forced, atol=1e-5)
+        if greedy:
+            assert torch.equal(answers, forced.argmax(-1))
+
+
+def test_sampler_under_a_bf16_autocast_decodes_in_bf16():
+    """The bf16 screen acts under autocast: the decode steps follow the prompt pass into bf16
+    (their buffers fix each op's dtype) and their log pi stay near the fp32 teacher-forced one."""
+    torch.manual_seed(0)
+    task = tiny_task(horizon=6, vocab=3)
+    prompt = torch.randint(3, (4, 6))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        answers, logp = sample(task.net, prompt, samples=5, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        forced = answer_logp(task.net, prompt, answers, torch.arange(4).repeat_interleave(5))
+    assert logp.dtype == torch.float32 and (logp - forced).abs().max() < 0.05

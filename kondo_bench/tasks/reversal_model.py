@@ -30,26 +30,15 @@ class Block(nn.Module):
         self.ln2 = nn.LayerNorm(d_model, bias=False)
         self.ffn = nn.Sequential(nn.Linear(d_model, ffn, bias=False), nn.ReLU(), nn.Linear(ffn, d_model, bias=False))
 
-    def forward(self, x: torch.Tensor, context: tuple | None = None,
-                cache: tuple | None = None, pos: int = 0) -> tuple[torch.Tensor, tuple]:
-        """x [B, L, D] attends causally to itself and fully to earlier positions, held either in
-        `context`, the keys and values [B, heads, C, D / heads] of positions 0 .. C - 1 (the
-        teacher-forced pass), or in `cache`, preallocated key and value buffers [B, heads, Lmax,
-        D / heads] whose first `pos` positions are filled: x's keys and values are written in
-        place at pos .. pos + L - 1 (the sampler: no copy of the growing prefix per step).
-        Returns x and the keys and values of every position so far."""
+    def forward(self, x: torch.Tensor, context: tuple | None = None) -> tuple[torch.Tensor, tuple]:
+        """x [B, L, D] attends causally to itself and fully to earlier positions, whose keys and
+        values [B, heads, C, D / heads] (positions 0 .. C - 1) are `context`. Returns x and the
+        keys and values of every position so far. (The sampler's decode steps: `Decoder`.)"""
         b, n, d = x.shape
         q, k, v = self.qkv(self.ln1(x)).view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
-        if cache is not None:
-            cache[0][:, :, pos:pos + n] = k
-            cache[1][:, :, pos:pos + n] = v
-            k, v = cache[0][:, :, :pos + n], cache[1][:, :, :pos + n]
-        elif context is not None:
+        if context is not None:
             k, v = torch.cat([context[0], k], 2), torch.cat([context[1], v], 2)
-        if n == 1 and cache is not None:  # a decode step, one query per row and head: two small
-            # matmuls, about 0.7x the time of torch's fused CPU attention at this size
-            y = ((q @ k.transpose(-1, -2)) * q.shape[-1] ** -0.5).softmax(-1) @ v
-        elif k.shape[2] == n:
+        if k.shape[2] == n:
             y = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         else:
             mask = None
@@ -73,23 +62,16 @@ class Transformer(nn.Module):
         self.ln = nn.LayerNorm(d_model, bias=False)
         self.head = nn.Linear(d_model, vocab, bias=False)
 
-    def forward(self, tokens: torch.Tensor, start: int = 0, context: list | None = None,
-                cache: list | None = None):
+    def forward(self, tokens: torch.Tensor, start: int = 0, context: list | None = None):
         """Logits [B, L, M] for tokens [B, L] at positions start .. start + L - 1, which follow
-        the per-layer `context` (keys, values) of positions 0 .. start - 1, or the per-layer
-        preallocated `cache` (see Block.forward); and the keys and values so far."""
+        the per-layer `context` (keys, values) of positions 0 .. start - 1; and the keys and
+        values so far."""
         x = self.tok(tokens) + self.pos.weight[start:start + tokens.shape[1]]
         kv = []
         for i, block in enumerate(self.blocks):
-            x, c = block(x, None if context is None else context[i], None if cache is None else cache[i], start)
+            x, c = block(x, None if context is None else context[i])
             kv.append(c)
         return self.head(self.ln(x)), kv
-
-    def new_cache(self, rows: int, length: int, like: torch.Tensor) -> list:
-        """Empty key and value buffers [rows, heads, length, d_model / heads] per layer."""
-        block = self.blocks[0]
-        shape = (rows, block.heads, length, block.qkv.in_features // block.heads)
-        return [(like.new_empty(shape), like.new_empty(shape)) for _ in self.blocks]
 
 
 def select_context(kv: list, rows: torch.Tensor) -> list:
@@ -119,36 +101,122 @@ def answer_logp(net: Transformer, prompt: torch.Tensor, answer: torch.Tensor, gr
     return answer_dist(net, prompt, answer, group).gather(-1, answer[..., None])[..., 0]
 
 
+# ---- the sampler: one position per step for the whole batch ----
+
+# torch's CPU batched matmul multiplies element by element below 400 multiply-adds per product
+# and calls the BLAS batch routine from there up, which is several times faster per product at
+# this size; a decode step's products with a row's answer keys and values are (1 x 16) @ (16 x n)
+# and (1 x n) @ (n x 16) per head, so the answer buffers hold at least 25 positions, the unwritten
+# ones masked (the sampler at H = 20 took 1.26x as long with n = H - 1; the same at H = 10)
+MIN_ANSWER_SLOTS = 25
+
+
+class Decoder:
+    """The transformer's decode steps for P prompts x S samples (rows prompt-major): one position
+    per step for every row, computing what `Transformer.forward` computes. At the default size
+    (100 rows, width 64) every op is small and the cost is the number of ops and the bytes they
+    touch, so:
+
+    - a prompt's keys and values, computed once, are shared by its samples: its queries attend
+      to them in one (S x d) @ (d x H) product per prompt and head, and no row copies them;
+    - each row's answer keys and values sit in buffers allocated once per batch and written in
+      place, one position per step (no torch.cat of the growing prefix);
+    - every buffer and view a step uses is made here, once: a step is about 15 ops per layer,
+      in place where torch does that without a hidden copy (out= into a strided view does not).
+
+    Its log-probabilities are the teacher-forced pass's up to float rounding (about 1e-6). It
+    computes in the dtype of the prompt pass's keys (bf16 where that pass ran under autocast, as
+    a bf16 screen's does), with autocast off: its out= buffers fix every op's dtype."""
+
+    def __init__(self, net: "Transformer", kv: list, samples: int):
+        k0 = kv[0][0]  # the prompt pass's keys, [P, heads, H, d / heads]
+        p, nh, h, hd = k0.shape
+        d, s, rows, slots = nh * hd, samples, p * samples, max(h - 1, MIN_ANSWER_SLOTS)
+        pn, rh = p * nh, p * nh * samples
+        new, dt = k0.new_empty, k0.dtype
+        self.shape = (d,)
+        self.qkv = new(rows, 3 * d)  # columns (head, q/k/v, dim): the weight's rows are reordered below
+        qkv = self.qkv.view(p, s, nh, 3, hd)
+        self.kv_new = qkv[:, :, :, 1:].permute(3, 0, 2, 1, 4)  # [2, P, heads, S, d / heads]
+        self.q_new = qkv[:, :, :, 0].transpose(1, 2)  # [P, heads, S, d / heads]
+        self.q = new(p, nh, s, hd)  # (prompt, head, sample): the shared-prompt product's layout
+        self.q_prompt, self.q_answer = self.q.view(pn, s, hd), self.q.view(rh, 1, hd)
+        self.s_prompt, self.s_answer, self.scores = new(pn, s, h), new(rh, 1, slots), new(rh, h + slots)
+        self.s_parts = [self.s_prompt.view(rh, h), self.s_answer.view(rh, slots)]  # concatenated into scores
+        self.attn = new(rh, h + slots)
+        self.a_prompt, self.a_answer = self.attn[:, :h].view(pn, s, h), self.attn[:, None, h:]
+        self.y = new(pn, s, hd)
+        self.y_answer, self.y_heads = self.y.view(rh, 1, hd), self.y.view(p, nh, s, hd).transpose(1, 2)
+        self.y_rows = new(rows, d)  # y back in row-major order for the projection
+        self.y_rows_heads = self.y_rows.view(p, s, nh, hd)
+        self.ffn = new(rows, net.blocks[0].ffn[0].out_features)
+        self.mask = k0.new_full((rh, 1, slots), float("-inf"))  # answer slots not yet written
+        self.layers = []
+        for block, (k, v) in zip(net.blocks, kv):
+            w = block.qkv.weight.view(3, nh, hd, d)  # the attention scale folded into q (exact at d / heads = 16)
+            w = torch.cat([w[:1] * hd ** -0.5, w[1:]]).transpose(0, 1).reshape(3 * d, d)
+            answer_kv = k0.new_zeros(2, p, nh, s, slots, hd)  # finite: a masked slot's value meets weight 0
+            self.layers.append((block.ln1.weight.to(dt), block.ln1.eps, w.t().to(dt), block.proj.weight.t().to(dt),
+                                block.ln2.weight.to(dt), block.ln2.eps, block.ffn[0].weight.t().to(dt),
+                                block.ffn[2].weight.t().to(dt),
+                                k.reshape(pn, h, hd).transpose(1, 2), v.reshape(pn, h, hd), answer_kv,
+                                answer_kv[0].view(rh, slots, hd).transpose(1, 2), answer_kv[1].view(rh, slots, hd)))
+        self.ln, self.ln_eps, self.head = net.ln.weight.to(dt), net.ln.eps, net.head.weight.t().to(dt)
+        # the input of answer token t - 1 sits at position H + t - 1
+        self.embed = (net.tok.weight[None] + net.pos.weight[h:2 * h - 1, None]).to(dt)
+
+    def step(self, token: torch.Tensor, t: int) -> torch.Tensor:
+        """Logits [rows, M] of answer token t (1 <= t < H, in order), given answer token t - 1 [rows]."""
+        shape, qkv, q, y, y_rows, ffn = self.shape, self.qkv, self.q, self.y, self.y_rows, self.ffn
+        self.mask.select(-1, t - 1).zero_()
+        x = self.embed[t - 1].index_select(0, token)
+        for w1, eps1, wqkv, wo, w2, eps2, w_in, w_out, k_prompt, v_prompt, answer_kv, k_answer, v_answer in self.layers:
+            torch.mm(torch.layer_norm(x, shape, w1, None, eps1), wqkv, out=qkv)
+            answer_kv.select(-2, t - 1).copy_(self.kv_new)
+            q.copy_(self.q_new)
+            torch.bmm(self.q_prompt, k_prompt, out=self.s_prompt)
+            torch.baddbmm(self.mask, self.q_answer, k_answer, out=self.s_answer)
+            torch.softmax(torch.cat(self.s_parts, 1, out=self.scores), -1, out=self.attn)
+            torch.bmm(self.a_answer, v_answer, out=self.y_answer)
+            y.baddbmm_(self.a_prompt, v_prompt)
+            self.y_rows_heads.copy_(self.y_heads)
+            x.addmm_(y_rows, wo)
+            torch.mm(torch.layer_norm(x, shape, w2, None, eps2), w_in, out=ffn).relu_()
+            x.addmm_(ffn, w_out)
+        return torch.mm(torch.layer_norm(x, shape, self.ln, None, self.ln_eps), self.head)
+
+
 @torch.no_grad()
 def sample(net: Transformer, prompt: torch.Tensor, samples: int = 1, greedy: bool = False,
            generator: torch.Generator | None = None, full: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """Write H answer tokens, `samples` per prompt, with a KV cache: one pass over the distinct
-    prompts, then one position per step for all rows at once. Rows are prompt-major.
+    """Write H answer tokens, `samples` per prompt: one pass over the distinct prompts, then one
+    position per step for all rows at once (`Decoder`). Rows are prompt-major.
     Returns (answer [P * samples, H], log pi of each answer token [P * samples, H]); with
     full=True, the whole log pi(. | prompt, answer_<t) at each position instead: [P * samples, H, M]."""
     p, h = prompt.shape
-    logits, kv = net(prompt)
-    # the decode steps write into preallocated buffers: torch.cat of the growing prefix at
-    # every step and layer was most of the sampler's time (a copy of every earlier key)
-    cache = net.new_cache(p * samples, 2 * h - 1, kv[0][0])
-    for (k_buf, v_buf), (k, v) in zip(cache, kv):  # each prompt's keys, shared by its samples
-        k_buf.view(p, samples, *k_buf.shape[1:])[:, :, :, :h] = k[:, None]
-        v_buf.view(p, samples, *v_buf.shape[1:])[:, :, :, :h] = v[:, None]
-    logits = logits[:, -1].repeat_interleave(samples, 0)
-    answer, logp = [], []
-    for t in range(h):
-        check_stop()  # a long answer (large H) is many passes: Ctrl-C need not wait for them all
-        lp = logits.float().log_softmax(-1)
-        if greedy:
-            a = lp.argmax(-1)
-        else:  # argmax_i pi_i / E_i with E_i ~ Exp(1) is an exact draw from pi (Gumbel-max in disguise)
-            noise = torch.empty_like(lp).exponential_(generator=generator)
-            a = (lp.exp() / noise).argmax(-1)
-        answer.append(a)
-        logp.append(lp)
-        if t + 1 < h:
-            logits, _ = net(a[:, None], h + t, cache=cache)
-            logits = logits[:, 0]
-    answer, logp = torch.stack(answer, 1), torch.stack(logp, 1)
+    rows = p * samples
+    # made outside inference mode: normal tensors, which the learner may combine with ones needing grad
+    answer = prompt.new_empty(rows, h)
+    logp = torch.empty(rows, h, net.head.out_features, device=prompt.device)
+    noise = logp.new_empty(rows, logp.shape[-1])
+    # inference mode: no version counters or view tracking inside, a few percent here
+    with torch.inference_mode():
+        logits, kv = net(prompt)  # under the caller's autocast, if any
+    with torch.inference_mode(), torch.autocast(prompt.device.type, enabled=False):  # see Decoder
+        decoder = Decoder(net, kv, samples) if h > 1 else None
+        for t in range(h):
+            check_stop()  # a long answer (large H) is many passes: Ctrl-C need not wait for them all
+            lp, a = logp[:, t], answer[:, t]
+            if t == 0:
+                lp.copy_(logits[:, -1].float().log_softmax(-1).repeat_interleave(samples, 0))
+            else:
+                torch.log_softmax(decoder.step(answer[:, t - 1], t).float(), -1, out=lp)
+            if greedy:
+                torch.argmax(lp, -1, out=a)
+            else:  # argmax_i pi_i / E_i with E_i ~ Exp(1) is an exact draw from pi (Gumbel-max in disguise)
+                torch.argmax(lp.exp().div_(noise.exponential_(generator=generator)), -1, out=a)
     return answer, logp if full else logp.gather(-1, answer[..., None])[..., 0]
+
+
+# ---- evaluation: the expected error, resolved far below 1 / (prompts x H) ----
 
