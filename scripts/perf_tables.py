@@ -177,7 +177,21 @@ def goals() -> str:
     return table(["goal", "measured", "verdict", "command"], out)
 
 
-RENDER = {"goals": goals, "bench-core": bench_core, "bench-speed": bench_speed, "profile": profile, "profile-ops": profile_ops,
+def bench_sampler() -> str:
+    rows = read("bench_sampler_cpu.csv")
+    out = [[r["horizon"], num(r["median_ms"]), f"{num(r['min_ms'])}–{num(r['max_ms'])}"]
+           for r in rows if r["sampler"] == "before"]
+    for o, r in zip(out, [r for r in rows if r["sampler"] == "after"]):
+        o += [num(r["median_ms"]), f"{num(r['min_ms'])}–{num(r['max_ms'])}", f"{float(r['speedup_vs_before']):.2f}×",
+              f"{float(r['same_tokens']):.0%}", f"{float(r['logp_max_diff']):.1e}"]
+    r, loads = rows[0], [float(x) for r in rows for x in (r["load_before"], r["load_after"])]
+    return (table(["H", "before, ms", "min–max", "after, ms", "min–max", "speedup", "same tokens", "max log π diff"], out)
+            + f"\nCPU time per call, medians of {r['repeats']} interleaved repeats, {r['threads']} thread, "
+              f"{r['cpu']}, torch {r['torch']}, 1-minute load average {min(loads):.1f}–{max(loads):.1f} on 2 cores "
+              "(the machine was shared and busy: read the ratios).\n")
+
+
+RENDER = {"goals": goals, "bench-sampler": bench_sampler, "bench-core": bench_core, "bench-speed": bench_speed, "profile": profile, "profile-ops": profile_ops,
           "bench-bf16": bench_bf16, "regime-sentence": regime_sentence}
 
 
