@@ -90,7 +90,7 @@ class MnistTask(Task):
                      {"x": x, "action": action, "target": y})
 
     def logp(self, batch: Batch, rows: torch.Tensor) -> torch.Tensor:
-        x, action = rows_of(batch.data["x"], rows), batch.data["action"][rows]
+        x, action = rows_of(batch.data["x"], rows), rows_of(batch.data["action"], rows)
         return self.net(x).log_softmax(-1).gather(-1, action[:, None])[:, 0]
 
     @torch.no_grad()
