@@ -104,15 +104,16 @@ def plain_reversal_step(task, eta: float):
     """The same by hand for token reversal: sample with the task's KV-cache sampler, one
     teacher-forced forward with autograd, DG-weighted loss over every token, Adam step."""
     t, net, opt = task.cfg, task.net, task.optimizer
-    n_prompts = t.batch_size // t.samples_per_prompt
-    group = torch.arange(n_prompts, device=task.device).repeat_interleave(t.samples_per_prompt)
+    # the config's keys read once, as a hand-written loop holds them in plain variables
+    vocab, horizon, per_prompt, variant = int(t.vocab), int(t.horizon), int(t.samples_per_prompt), str(t.variant)
+    n_prompts = t.batch_size // per_prompt
+    group = torch.arange(n_prompts, device=task.device).repeat_interleave(per_prompt)
 
     def step():
-        prompt = torch.randint(t.vocab, (n_prompts, t.horizon), device=task.device)
-        answer, _ = sample(net, prompt, t.samples_per_prompt)
+        prompt = torch.randint(vocab, (n_prompts, horizon), device=task.device)
+        answer, _ = sample(net, prompt, per_prompt)
         logp = answer_logp(net, prompt, answer, group)
-        u = grouped_advantage(reward_of(answer, target_of(prompt, t.variant, t.vocab)[group]),
-                              t.samples_per_prompt)[:, None]
+        u = grouped_advantage(reward_of(answer, target_of(prompt, variant, vocab)[group]), per_prompt)[:, None]
         w = torch.sigmoid(u * -logp.detach() / eta)
         loss = -(w * u * logp).sum() / logp.numel()
         opt.zero_grad(set_to_none=True)

@@ -111,10 +111,10 @@ class Loop:
         elif m.unit.value == "sequence" and score.dim() > 1:
             keep, _ = m.gate.keep(sequence_score(score, m.unit_reduce))
             keep = keep.reshape(-1, *[1] * (score.dim() - 1)).expand_as(score)
-            coef = torch.where(keep, coef, torch.zeros_like(coef))
+            coef = torch.where(keep, coef, 0.0)
         else:
             keep, _ = m.gate.keep(score)
-            coef = torch.where(keep, coef, torch.zeros_like(coef))
+            coef = torch.where(keep, coef, 0.0)
         lap("gate")
         n_rows, n_units = keep.shape[0], keep.numel()
         if batch.logp_grad is not None:
@@ -125,7 +125,7 @@ class Loop:
             lap("gather")
             logp_new = task.logp(batch, mb)
             lap("reforward")
-            coef, logp_old = coef[mb], batch.logp[mb]
+            coef, logp_old = torch.index_select(coef, 0, mb), torch.index_select(batch.logp, 0, mb)
         loss = m.loss(coef, logp_new, logp_old).sum() / n_units
         lap("loss")
         task.optimizer.zero_grad(set_to_none=True)

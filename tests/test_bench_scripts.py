@@ -13,6 +13,7 @@ from conftest import REPO
 sys.path.insert(0, str(REPO / "scripts"))
 import bench_speed  # noqa: E402
 import profile_step  # noqa: E402
+import step_overhead  # noqa: E402
 from benchtable import interleaved  # noqa: E402
 
 MACHINE = ("threads", "cpu", "cpus", "load_avg_1m", "torch", "date")
@@ -50,3 +51,13 @@ def test_bench_speed_rows_carry_both_clocks_and_the_machine():
     for r in rows:
         assert all(r[k] is not None for k in MACHINE)
         assert r["ideal"] > 0 and r["realised_over_ideal"] > 0 and r["speedup"] > 0
+
+
+def test_step_overhead_splits_the_gated_step_against_its_bound(tmp_path, monkeypatch):
+    monkeypatch.setitem(step_overhead.CASES, "tiny", ([*TINY, "task.batch_size=20"], (0.1,)))
+    out = tmp_path / "s.csv"
+    assert step_overhead.main(["--cases", "tiny", "--rounds", "1", "--budget", "0", "--out", str(out)]) == 0
+    (row,) = list(csv.DictReader(open(out)))
+    assert all(row[k] for k in MACHINE) and row["threads"] == "1" and row["k"] == "2"
+    assert all(float(row[k]) > 0 for k in ("dg_vs_plain", "realised_over_ideal", "fixed", "compose", "library"))
+    torch.set_num_threads(1)

@@ -70,9 +70,9 @@ SKIPS = {
     r"^(python3? -m venv|\S*pip install)": "creates a virtual environment / installs from the network; "
                                            "test_install_lines_match_make_setup checks what it installs",
     r"^(\S*python3? -m pytest|make test$)": "runs the test suite, which includes this test",
-    r"^python3? scripts/(bench_(speed|reversal|trl|bf16|sampler|views)|lm_regime|regime_map|profile_step|step_times)\.py":
+    r"^python3? scripts/(bench_(speed|reversal|trl|bf16|sampler|views)|lm_regime|regime_map|profile_step|step_overhead|step_times)\.py":
         "a timing benchmark: minutes of timed runs, figures not tests (tests/test_bench_scripts.py runs "
-        "profile_step and bench_speed's pieces; tests/test_lm.py the LM task they time)",
+        "profile_step, step_overhead and bench_speed's pieces; tests/test_lm.py the LM task they time)",
     r"^tensorboard ": "starts a server",
 }
 

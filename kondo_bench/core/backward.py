@@ -104,11 +104,14 @@ def backward(sel: Selection, logp: LogpFn, step: Union[StepFn, torch.optim.Optim
         reforward = rows
     steps = 0
     for _ in range(est.epochs):
-        order = idx[torch.randperm(rows, device=idx.device)] if est.minibatches > 1 else idx
-        for mb in order.chunk(est.minibatches):  # at most `minibatches`: fewer when rows are few
+        # one minibatch (all but PPO): the kept rows as they are, no shuffle and no chunk() call
+        batches = idx[torch.randperm(rows, device=idx.device)].chunk(est.minibatches) if est.minibatches > 1 else (idx,)
+        for mb in batches:  # at most `minibatches`: fewer when rows are few
             steps += 1
             share = mb.numel() / rows  # of the step's rows: a minibatch's loss is divided by its share
-            loss = est.loss(sel.coef[mb], logp(mb), logp_old[mb]).sum() / (n_units * share)
+            # index_select: the rows of x, as x[mb] gives them, for less of Python's indexing path
+            loss = est.loss(torch.index_select(sel.coef, 0, mb), logp(mb),
+                            torch.index_select(logp_old, 0, mb)).sum() / (n_units * share)
             if own_loss is not None:
                 loss = loss + _own(own_loss, mb, n_rows * share)
             if watch:

@@ -125,7 +125,7 @@ class Method:
             keep[valid] = kept
         else:
             keep, price = self.gate.keep(score)
-        coef = torch.where(keep, coef, torch.zeros_like(coef))
+        coef = torch.where(keep, coef, 0.0)  # a scalar zero: no zeros tensor allocated
         return Selection(coef, keep, chi, None if price is None else float(price), logp)
 
     def loss(self, coef: torch.Tensor, logp: torch.Tensor, logp_old: torch.Tensor) -> torch.Tensor:

@@ -63,6 +63,10 @@ class BanditTask(Task):
     def __init__(self, cfg, device: torch.device):
         self.cfg, self.device = cfg, device
         n, k = cfg.contexts, cfg.arms
+        # the keys a step reads, read once: a key of the OmegaConf config costs microseconds
+        # (tens on a step's cold caches), more than a bandit step's own tensor work
+        self.batch_size, self.contexts, self.baseline = int(cfg.batch_size), int(n), float(cfg.baseline)
+        self.reward_noise = float(cfg.reward_noise)
         self.logits = torch.nn.Parameter(torch.randn(n, k, device=device) * cfg.logit_std)
         self.target = torch.randint(k, (n,), device=device)
         self.optimizer = NormalisedStep([self.logits], cfg.step_size)
@@ -91,16 +95,16 @@ class BanditTask(Task):
         return rows_of(self.logits, context).log_softmax(-1).gather(-1, action[:, None])[:, 0]
 
     def act(self) -> Batch:
-        b = self.cfg.batch_size
-        context = torch.randint(self.cfg.contexts, (b,), device=self.device)
+        b = self.batch_size
+        context = torch.randint(self.contexts, (b,), device=self.device)
         target = self.target[context]
         with torch.no_grad():
             action = sample_categorical(rows_of(self.logits, context).softmax(-1))
             reward = (action == target).float()
-            if self.cfg.reward_noise > 0:
+            if self.reward_noise > 0:
                 reward = reward + self.noise_std[context, action] * torch.randn_like(reward)
             logp = self._logp(context, action)
-        return Batch(logp, reward - constant(reward, self.cfg.baseline), reward, None,
+        return Batch(logp, reward - constant(reward, self.baseline), reward, None,
                      {"context": context, "action": action, "target": target})
 
     def logp(self, batch: Batch, rows: torch.Tensor) -> torch.Tensor:
@@ -112,7 +116,7 @@ class BanditTask(Task):
         with torch.no_grad():
             ascent = -self.logits.grad
             self._misalign.append(misalignment(ascent, exact_gradient(self.logits, self.target)))
-            if self.cfg.contexts > 1:
+            if self.contexts > 1:
                 self._misalign_ce.append(misalignment(ascent, cross_entropy_direction(self.logits, self.target)))
         self.optimizer.step()
 

@@ -143,6 +143,10 @@ class ReversalTask(Task):
         self.cfg, self.device = cfg, device
         self.H, self.M, self.S = cfg.horizon, cfg.vocab, cfg.samples_per_prompt
         _validate(cfg)
+        # the keys a step reads, read once (a key of the OmegaConf config costs tens of
+        # microseconds on a step's cold caches)
+        self.prompts_per_step = cfg.batch_size // self.S
+        self.variant, self.scoring, self.kappa = str(cfg.variant), str(cfg.scoring), float(cfg.kappa)
         self.net = build_model(cfg.get("model"), lambda: Transformer(self.M, 2 * self.H, cfg.d_model, cfg.layers,
                                                                      cfg.heads, cfg.ffn),
                                vocab=self.M, max_len=2 * self.H).to(device)
@@ -181,12 +185,12 @@ class ReversalTask(Task):
         return torch.randint(self.M, (n, self.H), device=self.device, generator=generator)
 
     def act(self) -> Batch:
-        prompt = self._prompts(self.cfg.batch_size // self.S)  # each distinct prompt once: [P, H]
+        prompt = self._prompts(self.prompts_per_step)  # each distinct prompt once: [P, H]
         group = torch.arange(len(prompt), device=self.device).repeat_interleave(self.S)  # prompt-major
-        target = target_of(prompt, self.cfg.variant, self.M)[group]
+        target = target_of(prompt, self.variant, self.M)[group]
         # the screen's log pi comes from the sampler: the same policy, no extra pass
         answer, logp = sample(self.net, prompt, self.S)
-        reward = reward_of(answer, target, self.cfg.scoring, self.cfg.kappa)
+        reward = reward_of(answer, target, self.scoring, self.kappa)
         self.train_reward += reward.sum()  # a tensor: no host sync per step
         self.train_episodes += reward.numel()
         advantage = grouped_advantage(reward, self.S)[:, None].expand(-1, self.H).contiguous()
