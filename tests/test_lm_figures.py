@@ -63,7 +63,7 @@ def test_lm_figure_at_test_scale_then_a_rerun_finds_every_job_done(tmp_path, cap
 
 def test_a_record_of_another_quality_metric_is_not_finished_work(tmp_path):
     """A record is this job's only if its task's quality metric is the one task=lm reports now."""
-    from kondo_bench.figures.jobs import Job, finished
+    from kondo_bench.figures.done import Job, finished
 
     overrides = ["task=lm", "method=pg", "task.steps=4"]
     job = Job(overrides, tmp_path, figures.resolved_config(overrides))

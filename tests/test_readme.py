@@ -277,7 +277,7 @@ def expand_make(step: Step) -> list[Step]:
     return [plan(line) for line in make_recipe(target)]
 
 
-def run_commands(lines: list[str], scratch: Path, monkeypatch, mirror: str) -> str:
+def run_commands(lines: list[str], scratch: Path, monkeypatch, mirror: str, real_mnist: bool = True) -> str:
     """Every command, shrunk, in order, in one scratch folder; fails with every failure at once.
     Returns everything they printed."""
     torch.set_num_threads(1)
@@ -291,6 +291,11 @@ def run_commands(lines: list[str], scratch: Path, monkeypatch, mirror: str) -> s
     assert sum(s.kind != "skip" for s in steps) >= 10, "the commands were not found"
     failures, printed, ran = [], [], set()
     for step in steps:
+        if not real_mnist and step.argv[:1] == ["figures"]:
+            # figures launches its jobs in new processes, which check MNIST against the canonical
+            # checksums: the stand-in files (no real MNIST on this machine) pass only in this process
+            print(f"skipped: {step.line}  (no real MNIST here: its jobs' processes would refuse the stand-ins)")
+            continue
         if step.kind == "skip":
             print(f"skipped: {step.line}  ({step.reason})")
             continue
@@ -316,23 +321,23 @@ def run_commands(lines: list[str], scratch: Path, monkeypatch, mirror: str) -> s
     return "\n".join(printed)
 
 
-def test_readme_commands_on_a_fresh_machine(fresh_machine, mirror, monkeypatch):
+def test_readme_commands_on_a_fresh_machine(fresh_machine, mirror, monkeypatch, mnist_source):
     """README top to bottom where nothing is installed: no MNIST in HOME, beside the checkout or
     the current directory; `make demo` must fetch it (from the local mirror) and use it."""
-    printed = run_commands(bash_commands(README.read_text()), Path.cwd(), monkeypatch, mirror.url)
+    printed = run_commands(bash_commands(README.read_text()), Path.cwd(), monkeypatch, mirror.url, mnist_source[1])
     assert sorted(name for name, _ in mirror.requests) == sorted(mirror.files), "make demo fetched no MNIST"
     assert sorted(p.name for p in fresh_machine.iterdir()) == sorted(mirror.files)
     check_sample_lines(printed)
 
 
-def test_docs_commands(fresh_machine, mirror, monkeypatch):
+def test_docs_commands(fresh_machine, mirror, monkeypatch, mnist_source):
     """Every docs page's commands, in the site's order, as a reader who has run `make demo`
     (the MNIST files in the per-user folder: `kondo-bench data mnist` then finds them)."""
     fresh_machine.mkdir(parents=True)
     for name, body in mirror.files.items():
         (fresh_machine / name).write_bytes(body)
     lines = [c for p in doc_pages() for c in bash_commands(p.read_text())]
-    run_commands(lines, Path.cwd(), monkeypatch, mirror.url)
+    run_commands(lines, Path.cwd(), monkeypatch, mirror.url, mnist_source[1])
     assert mirror.requests == [], "the docs' `kondo-bench data mnist` downloaded files already there"
 
 
