@@ -154,6 +154,9 @@ SIZE_EXAMPLES = [
     (["task=reversal", "task.eval_prompts=100000000"], "task.eval_prompts=100000000 is out of range"),
     (["task=reversal", "task.horizon=100000"], "task.horizon=100000 is out of range"),
     (["task=bandit", "cost_ratio=1e308"], "cost_ratio=1e+308 is out of range"),
+    (["task=lm", "task.batch_size=1000000000"], "task.batch_size=1000000000 is out of range"),
+    (["task=lm", "task.model.hidden_size=100000000"], "task.model.hidden_size=100000000 is out of range"),
+    (["task=lm", "task.length=100000000"], "task.length=100000000 is out of range"),
 ]
 
 
@@ -181,9 +184,16 @@ def test_a_run_too_big_for_the_memory_there_is_refused_naming_the_estimate_and_t
         check_run(["task=bandit", "task.batch_size=1000000", "task.arms=10000"], lock=False)
     with pytest.raises(UserError, match="lower staleness"):
         check_run(["task=mnist", "task.hidden=[4000,4000]", "staleness=100", "method=pg"], lock=False)
+    check_run(["task=lm"], lock=False)
+    with pytest.raises(UserError, match=r"lower task.batch_size \(task.batch_size=1000000;"):
+        check_run(["task=lm", "task.batch_size=1000000"], lock=False)
+    with pytest.raises(UserError, match="lower task.model.hidden_size"):
+        check_run(["task=lm", "task.model.hidden_size=32768"], lock=False)
+    with pytest.raises(UserError, match="lower task.eval_prompts"):
+        check_run(["task=lm", "task.eval_prompts=10000000"], lock=False)
 
 
-@pytest.mark.parametrize("task", ["bandit", "bandit_multi", "mnist", "reversal", "vae"])
+@pytest.mark.parametrize("task", ["bandit", "bandit_multi", "mnist", "reversal", "vae", "lm", "lm_addition"])
 def test_every_default_run_is_estimated_well_inside_a_small_machine(task):
     """The estimate never stands in the way of an ordinary run: each task's default config is
     estimated under 1 GiB (a CI machine has several)."""
@@ -217,6 +227,31 @@ def test_a_stop_signal_is_honoured_inside_the_samplers_loop(tmp_path, monkeypatc
                                 "progress=false", "device.threads=1"), tmp_path)
     assert s["status"] == "interrupted" and s["steps"] == 0
     assert calls["n"] == 3  # not one pass more: the other 6 positions of the answer were never written
+
+
+def test_a_stop_signal_is_honoured_inside_the_lm_samplers_loop(tmp_path, monkeypatch):
+    """task=lm's sampler, as task=reversal's: a SIGINT between two of its token passes stops the
+    step once GRACE (0 here) has passed; no further pass, the run "interrupted"."""
+    import os
+
+    pytest.importorskip("transformers")
+    from kondo_bench.reliability import StopFlag
+    from kondo_bench.tasks.lm import model
+
+    monkeypatch.setattr(StopFlag, "GRACE", 0.0)
+    calls, forward = {"n": 0}, model.forward_cached
+
+    def counting(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:  # the prompt pass, then the first token's: inside the first step's sampler
+            os.kill(os.getpid(), signal.SIGINT)
+        return forward(*args, **kwargs)
+
+    monkeypatch.setattr(model, "forward_cached", counting)
+    s = run_experiment(make_cfg("task=lm", "task.length=8", "task.steps=5", "task.eval_every=5", "progress=false",
+                                "device.threads=1"), tmp_path)
+    assert s["status"] == "interrupted" and s["steps"] == 0
+    assert calls["n"] == 2  # the other 6 tokens of the 8-token answers were never sampled
 
 
 def test_a_second_signal_ends_the_run_at_once_with_an_interrupted_summary(tmp_path, monkeypatch):
