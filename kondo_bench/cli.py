@@ -20,6 +20,7 @@ from hydra.types import RunMode
 
 from .config import register
 from .errors import UserError
+from .faults import disk_full, guard_hydra_writes
 
 USAGE = """usage: kondo-bench COMMAND [ARGS]
 
@@ -41,6 +42,7 @@ options:
 """
 
 register()
+guard_hydra_writes()  # here, not in run_main: a joblib worker imports this module to run its jobs
 log = logging.getLogger("kondo_bench")
 
 
@@ -203,6 +205,11 @@ def report_failed_jobs(sweep_dir: str | None, since: float, jobs: int) -> int:
         elif not summary_file.is_file() and job != Path(sweep_dir):
             failed.append((job, "it ended without a summary (killed?)"))
     unstarted = never_started(Path(sweep_dir), jobs_seen)
+    if (failed or unstarted) and (full := disk_full(sweep_dir)):  # jobs' records are missing: say why, once
+        print(f"kondo-bench: error: the disk holding {sweep_dir} is full ({full} free), so jobs could not write "
+              f"their results; free some space and run the same command again (finished jobs are skipped)",
+              file=sys.stderr)
+        return 1
     if unstarted:
         print(f"kondo-bench: error: {len(unstarted)} of {jobs} jobs never started (the first: "
               f"{' '.join(unstarted[0][1])}); `kondo-bench summarize {sweep_dir}` lists them", file=sys.stderr)

@@ -58,6 +58,26 @@ def describe(e: BaseException, folder: str | Path | None = None) -> str | None:
     return None
 
 
+MIN_FREE = 2**20  # Hydra's .hydra files, the log, the first rows and a summary: a disk with less is full
+
+
+def disk_full(folder) -> str | None:
+    """The free space ("12 KiB") of the disk holding folder when it is too little for a run, else None."""
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return None
+    return f"{free // 1024} KiB" if free < MIN_FREE else None
+
+
+def check_space(existing: Path, folder: str, key: str) -> None:
+    """Refuse a result folder on a disk that is already full, before Hydra writes its `.hydra/`
+    there (a write that fails inside Hydra is its traceback, not our line)."""
+    if full := disk_full(existing):
+        raise EnvironmentFault(f"no space left on the disk holding {folder} ({full} free): free some "
+                               f"space, or choose another folder with {key}=...")
+
+
 def _free(folder) -> str | None:
     try:
         return f"{shutil.disk_usage(folder).free / 2**20:.0f} MiB" if folder else None
@@ -95,3 +115,31 @@ def job_failed(out_dir, cfg, error: str, status: str = "failed", exc: BaseExcept
             (Path(out_dir) / "error.txt").write_text(text)
     except OSError:
         pass
+
+
+def guard_hydra_writes() -> None:
+    """Hydra's own writes, made before any code of ours runs in a job, never end in a traceback.
+
+    A sweep's job whose `.hydra/` cannot be written (the disk filled up during an earlier job)
+    fails inside Hydra, which prints a traceback and ends the whole sweep. Its config writer is
+    wrapped so that the fault is left to the job: the job's own first write fails in one line,
+    the job is counted failed and the sweep goes on (and runs again once space is freed).
+    A log line that cannot be written (cli.log on a full disk) is dropped, not a traceback:
+    the writes that matter (metrics, checkpoint, summary) say it in one line."""
+    import logging
+
+    from hydra.core import utils
+
+    logging.raiseExceptions = False
+    if getattr(utils._save_config, "guarded", False):
+        return
+    save = utils._save_config
+
+    def save_config(cfg, filename, output_dir):
+        try:
+            save(cfg, filename, output_dir)
+        except OSError:  # the job's own writes meet the same fault and name it
+            pass
+
+    save_config.guarded = True
+    utils._save_config = save_config

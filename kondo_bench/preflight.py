@@ -22,6 +22,7 @@ from .validation import validate
 from .compose import compose, group_options, groups
 from .memory import check_memory
 from .errors import UserError
+from .faults import check_space
 
 MAX_JOBS = 10_000  # beyond this many sweep jobs, leave the checks to each job
 # Hydra flags that only print something (no run, no folder); with -m Hydra refuses them.
@@ -351,6 +352,7 @@ def _check_writable(folder: str, key: str) -> None:
             reason = f"{e.strerror or e} in {existing}"
     if reason:
         raise UserError(f"cannot write results under {folder}: {reason}; choose a writable folder with {key}=...")
+    check_space(existing, folder, key)
 
 
 def _check_unlocked(folder: str | None) -> None:
