@@ -284,5 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     return 2
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # python -m kondo_bench.cli: the signal guard of `kondo-bench` too
+    from kondo_bench.interrupt import guarded
+
+    sys.exit(guarded(main))

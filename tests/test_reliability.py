@@ -275,3 +275,23 @@ def test_a_second_signal_ends_the_run_at_once_with_an_interrupted_summary(tmp_pa
     assert s["status"] == "interrupted" and s["steps"] == 20
     assert [r["step"] for r in rows(run)] == [10]  # the interrupted evaluation wrote no row
     assert summary(run)["status"] == "interrupted"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_stop_signal_before_the_run_steps_is_one_line_and_exit_130(tmp_path, sig):
+    """While torch and Hydra are still being imported (the run's own handlers not yet there):
+    one line and exit 130, not a KeyboardInterrupt traceback or a silent exit 143."""
+    proc = subprocess.Popen([sys.executable, "-m", "kondo_bench", "run", "task=bandit", "task.steps=5",
+                             f"hydra.run.dir={tmp_path}/run"], cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    status = Path(f"/proc/{proc.pid}/status")
+    deadline = time.time() + 60
+    while not int(re.search(r"SigCgt:\s*(\w+)", status.read_text()).group(1), 16) & (1 << (signal.SIGTERM - 1)):
+        assert time.time() < deadline and proc.poll() is None, "the guard never took SIGTERM"
+        time.sleep(0.005)  # the guard is in place: the interpreter is now importing torch and Hydra
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, (proc.returncode, err)
+    assert err == f"kondo-bench: stopped by {sig.name}; run the same command again to continue (finished runs " \
+                  "are skipped)\n", err
+    assert not (tmp_path / "run" / "summary.json").exists()
