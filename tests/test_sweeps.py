@@ -355,6 +355,34 @@ def test_a_jobs_bad_data_costs_that_job_only(tmp_path):
     assert "1 complete" not in out and "2 complete, 1 incomplete" in out
 
 
+@pytest.mark.parametrize("error", [MemoryError(), RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")])
+def test_a_job_out_of_memory_costs_that_job_only(tmp_path, monkeypatch, capsys, error):
+    """The first job runs out of memory in its first step: it is recorded failed with one line
+    naming the key to lower, the progress line counts it, the next job runs, the sweep exits 1."""
+    from kondo_bench.tasks.bandit import BanditTask
+
+    act, calls = BanditTask.act, {"n": 0}
+
+    def act_once_out_of_memory(self):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise error
+        return act(self)
+
+    monkeypatch.setattr(BanditTask, "act", act_once_out_of_memory)
+    monkeypatch.chdir(tmp_path)
+    sweep = tmp_path / "sweep"
+    assert main(["run", "-m", "task=bandit", "task.steps=5", "seed=0,1", "progress=false",
+                 f"hydra.sweep.dir={sweep}"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err, err
+    failed = _status(sweep / "0")
+    assert failed["status"] == "failed" and failed["error"].startswith("out of memory: ") and \
+        "lower task.batch_size" in failed["error"] and "\n" not in failed["error"], failed
+    assert _status(sweep / "1")["status"] == "complete"
+    assert "1/2 done, 1 failed" in err and "1 of 2 jobs failed" in err.strip().splitlines()[-1], err
+
+
 def test_summarize_lists_the_jobs_a_sweep_never_started(tmp_path):
     sweep = tmp_path / "sweep"
     res = kb("run", "-m", "task=bandit", "task.steps=5", "seed=0,1,2", "progress=false", f"hydra.sweep.dir={sweep}",
