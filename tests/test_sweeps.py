@@ -513,6 +513,7 @@ def test_a_killed_joblib_job_costs_that_job_only(tmp_path):
     assert proc.returncode == 1 and "Traceback" not in err, err
     assert "killed by SIGKILL" in _status(sweep / "0")["error"]
     assert [_status(sweep / j)["status"] for j in "12"] == ["complete", "complete"]
+    assert "2/3 done, 1 failed" in err  # the progress line counts it
     assert "1 of 3 jobs failed" in err.splitlines()[-1]
 
 
