@@ -193,6 +193,24 @@ def test_a_run_too_big_for_the_memory_there_is_refused_naming_the_estimate_and_t
         check_run(["task=lm", "task.eval_prompts=10000000"], lock=False)
 
 
+def test_a_pretrained_lm_is_estimated_from_its_config_json(tmp_path):
+    """task.model.path: the sizes are the folder's config.json's, not task.model's keys; a folder
+    without one gives no estimate (building the model then refuses in one line)."""
+    from kondo_bench.memory import terms
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"hidden_size": 896, "num_hidden_layers": 24,
+                                                    "intermediate_size": 4864, "num_attention_heads": 14,
+                                                    "num_key_value_heads": 2, "vocab_size": 151936}))
+    parts = {what: (key, b) for key, b, what in terms(make_cfg("task=lm", f"task.model.path={folder}"))}
+    key, params = parts["parameters"]
+    assert key is None  # a pretrained model's size is no key of ours to lower
+    weights = 151936 * 896 + 24 * (2 * 896 * 896 + 2 * 896 * 128 + 3 * 896 * 4864)  # about 0.49 billion
+    assert params == weights * 16  # fp32 weights, gradients and Adam's two moments
+    assert terms(make_cfg("task=lm", f"task.model.path={tmp_path / 'nowhere'}")) == []
+
+
 @pytest.mark.parametrize("task", ["bandit", "bandit_multi", "mnist", "reversal", "vae", "lm", "lm_addition"])
 def test_every_default_run_is_estimated_well_inside_a_small_machine(task):
     """The estimate never stands in the way of an ordinary run: each task's default config is
