@@ -20,7 +20,7 @@ from hydra.types import RunMode
 
 from .config import register
 from .errors import UserError
-from .faults import disk_full, guard_hydra_writes
+from .faults import disk_full, guard_hydra_writes, guard_joblib_pool
 
 USAGE = """usage: kondo-bench COMMAND [ARGS]
 
@@ -84,10 +84,12 @@ def _in_child(cfg, out_dir: str) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    worker = os.getpid()
     pid = os.fork()
     if pid == 0:
         code = 1
         try:
+            _die_with(worker)
             for s in old:
                 signal.signal(s, signal.default_int_handler if s == signal.SIGINT else signal.SIG_DFL)
             _job(cfg, out_dir, True, hydra_cfg)
@@ -114,6 +116,20 @@ def _in_child(cfg, out_dir: str) -> None:
     elif os.WIFEXITED(status) and os.WEXITSTATUS(status) and read_summary(out_dir) is None:
         job_failed(out_dir, cfg, f"the job's process ended with status {os.WEXITSTATUS(status)} and no summary")
     return None
+
+
+def _die_with(parent: int) -> None:
+    """A job's process gets SIGTERM when its worker dies (Linux), so that it ends 'interrupted'
+    rather than run on as an orphan nobody waits for."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the worker died before the request was made
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _job(cfg, out_dir: str, multirun: bool, hydra_cfg) -> float | None:
@@ -240,6 +256,7 @@ def run_main(rest: list[str]) -> int:
             _hydra_run()
             return 0
         clear(plan.sweep_dir)
+        guard_joblib_pool()
         try:
             with SweepStopper(plan.sweep_dir).installed():
                 _hydra_run()

@@ -10,7 +10,9 @@ as it is. `job_failed` is what a sweep's job writes in its folder when it cannot
 from __future__ import annotations
 
 import errno
+import re
 import shutil
+import sys
 import traceback
 from pathlib import Path
 
@@ -143,3 +145,32 @@ def guard_hydra_writes() -> None:
 
     save_config.guarded = True
     utils._save_config = save_config
+
+
+def guard_joblib_pool() -> None:
+    """A joblib worker process killed outright (kill -9 of the worker itself, not of the job
+    process it forks) breaks joblib's whole pool: the launcher raised TerminatedWorkerError
+    through Hydra, a traceback, and the jobs not yet begun never ran. The launcher is wrapped so
+    that this is one line; the sweep then ends as usual, its last lines listing the job that
+    did not finish and the jobs that never started (exit 1). Nothing where joblib is not installed."""
+    try:
+        from hydra_plugins.hydra_joblib_launcher import _core
+        from joblib.externals.loky.process_executor import TerminatedWorkerError
+    except ImportError:
+        return
+    if getattr(_core.launch, "guarded", False):
+        return
+    launch = _core.launch
+
+    def guarded_launch(*args, **kwargs):
+        try:
+            return launch(*args, **kwargs)
+        except TerminatedWorkerError as e:
+            codes = re.search(r"exit codes of the workers are \{(.*?)\}", str(e))
+            print(f"kondo-bench: error: a joblib worker process was killed ({codes.group(1) if codes else 'a signal'}), "
+                  "which ends joblib's pool: its job and those not yet begun did not run; run the same command "
+                  "again (finished jobs are skipped)", file=sys.stderr)
+            return []  # the sweeper reads no results: the sweep's own end says which jobs are missing
+
+    guarded_launch.guarded = True
+    _core.launch = guarded_launch

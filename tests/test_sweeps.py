@@ -517,6 +517,25 @@ def test_a_killed_joblib_job_costs_that_job_only(tmp_path):
     assert "1 of 3 jobs failed" in err.splitlines()[-1]
 
 
+@pytest.mark.skipif(not has_plugin("hydra_joblib_launcher"), reason="pip install kondo-bench[joblib]")
+def test_a_killed_joblib_worker_is_one_line_and_leaves_no_orphan(tmp_path):
+    """kill -9 of the worker itself (not of the job process it forks) breaks joblib's pool: one
+    line says so, no traceback; the job's process, orphaned, ends 'interrupted' (not running on)."""
+    proc, sweep = _start_sweep(tmp_path, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "seed=0,1,2")
+    try:
+        _wait_for(lambda: (sweep / "0" / "metrics.jsonl").exists() and (sweep / "0" / "metrics.jsonl").stat().st_size)
+        job = int((sweep / "0" / ".kondo-bench.lock").read_text())
+        worker = int(Path(f"/proc/{job}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        os.kill(worker, signal.SIGKILL)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode in (1, 130) and "Traceback" not in err, err
+    assert "kondo-bench: error: a joblib worker process was killed (SIGKILL" in err, err
+    _wait_for(lambda: not _alive(job), timeout=30)
+    assert _status(sweep / "0")["status"] == "interrupted"
+
+
 def test_a_signal_to_a_basic_sweep_stops_it_with_an_interrupted_summary(tmp_path):
     proc, sweep = _start_sweep(tmp_path, "seed=0,1")
     try:
