@@ -20,6 +20,7 @@ from hydra.types import RunMode
 
 from .config import register
 from .errors import UserError
+from .faults import disk_full, guard_hydra_writes, guard_joblib_pool
 
 USAGE = """usage: kondo-bench COMMAND [ARGS]
 
@@ -41,6 +42,7 @@ options:
 """
 
 register()
+guard_hydra_writes()  # here, not in run_main: a joblib worker imports this module to run its jobs
 log = logging.getLogger("kondo_bench")
 
 
@@ -82,10 +84,12 @@ def _in_child(cfg, out_dir: str) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+    worker = os.getpid()
     pid = os.fork()
     if pid == 0:
         code = 1
         try:
+            _die_with(worker)
             for s in old:
                 signal.signal(s, signal.default_int_handler if s == signal.SIGINT else signal.SIG_DFL)
             _job(cfg, out_dir, True, hydra_cfg)
@@ -112,6 +116,20 @@ def _in_child(cfg, out_dir: str) -> None:
     elif os.WIFEXITED(status) and os.WEXITSTATUS(status) and read_summary(out_dir) is None:
         job_failed(out_dir, cfg, f"the job's process ended with status {os.WEXITSTATUS(status)} and no summary")
     return None
+
+
+def _die_with(parent: int) -> None:
+    """A job's process gets SIGTERM when its worker dies (Linux), so that it ends 'interrupted'
+    rather than run on as an orphan nobody waits for."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGTERM))  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    if os.getppid() != parent:  # the worker died before the request was made
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _job(cfg, out_dir: str, multirun: bool, hydra_cfg) -> float | None:
@@ -203,6 +221,11 @@ def report_failed_jobs(sweep_dir: str | None, since: float, jobs: int) -> int:
         elif not summary_file.is_file() and job != Path(sweep_dir):
             failed.append((job, "it ended without a summary (killed?)"))
     unstarted = never_started(Path(sweep_dir), jobs_seen)
+    if (failed or unstarted) and (full := disk_full(sweep_dir)):  # jobs' records are missing: say why, once
+        print(f"kondo-bench: error: the disk holding {sweep_dir} is full ({full} free), so jobs could not write "
+              f"their results; free some space and run the same command again (finished jobs are skipped)",
+              file=sys.stderr)
+        return 1
     if unstarted:
         print(f"kondo-bench: error: {len(unstarted)} of {jobs} jobs never started (the first: "
               f"{' '.join(unstarted[0][1])}); `kondo-bench summarize {sweep_dir}` lists them", file=sys.stderr)
@@ -233,6 +256,7 @@ def run_main(rest: list[str]) -> int:
             _hydra_run()
             return 0
         clear(plan.sweep_dir)
+        guard_joblib_pool()
         try:
             with SweepStopper(plan.sweep_dir).installed():
                 _hydra_run()
@@ -277,5 +301,7 @@ def main(argv: list[str] | None = None) -> int:
     return 2
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+if __name__ == "__main__":  # python -m kondo_bench.cli: the signal guard of `kondo-bench` too
+    from kondo_bench.interrupt import guarded
+
+    sys.exit(guarded(main))

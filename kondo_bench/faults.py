@@ -10,7 +10,9 @@ as it is. `job_failed` is what a sweep's job writes in its folder when it cannot
 from __future__ import annotations
 
 import errno
+import re
 import shutil
+import sys
 import traceback
 from pathlib import Path
 
@@ -58,6 +60,26 @@ def describe(e: BaseException, folder: str | Path | None = None) -> str | None:
     return None
 
 
+MIN_FREE = 2**20  # Hydra's .hydra files, the log, the first rows and a summary: a disk with less is full
+
+
+def disk_full(folder) -> str | None:
+    """The free space ("12 KiB") of the disk holding folder when it is too little for a run, else None."""
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return None
+    return f"{free // 1024} KiB" if free < MIN_FREE else None
+
+
+def check_space(existing: Path, folder: str, key: str) -> None:
+    """Refuse a result folder on a disk that is already full, before Hydra writes its `.hydra/`
+    there (a write that fails inside Hydra is its traceback, not our line)."""
+    if full := disk_full(existing):
+        raise EnvironmentFault(f"no space left on the disk holding {folder} ({full} free): free some "
+                               f"space, or choose another folder with {key}=...")
+
+
 def _free(folder) -> str | None:
     try:
         return f"{shutil.disk_usage(folder).free / 2**20:.0f} MiB" if folder else None
@@ -95,3 +117,60 @@ def job_failed(out_dir, cfg, error: str, status: str = "failed", exc: BaseExcept
             (Path(out_dir) / "error.txt").write_text(text)
     except OSError:
         pass
+
+
+def guard_hydra_writes() -> None:
+    """Hydra's own writes, made before any code of ours runs in a job, never end in a traceback.
+
+    A sweep's job whose `.hydra/` cannot be written (the disk filled up during an earlier job)
+    fails inside Hydra, which prints a traceback and ends the whole sweep. Its config writer is
+    wrapped so that the fault is left to the job: the job's own first write fails in one line,
+    the job is counted failed and the sweep goes on (and runs again once space is freed).
+    A log line that cannot be written (cli.log on a full disk) is dropped, not a traceback:
+    the writes that matter (metrics, checkpoint, summary) say it in one line."""
+    import logging
+
+    from hydra.core import utils
+
+    logging.raiseExceptions = False
+    if getattr(utils._save_config, "guarded", False):
+        return
+    save = utils._save_config
+
+    def save_config(cfg, filename, output_dir):
+        try:
+            save(cfg, filename, output_dir)
+        except OSError:  # the job's own writes meet the same fault and name it
+            pass
+
+    save_config.guarded = True
+    utils._save_config = save_config
+
+
+def guard_joblib_pool() -> None:
+    """A joblib worker process killed outright (kill -9 of the worker itself, not of the job
+    process it forks) breaks joblib's whole pool: the launcher raised TerminatedWorkerError
+    through Hydra, a traceback, and the jobs not yet begun never ran. The launcher is wrapped so
+    that this is one line; the sweep then ends as usual, its last lines listing the job that
+    did not finish and the jobs that never started (exit 1). Nothing where joblib is not installed."""
+    try:
+        from hydra_plugins.hydra_joblib_launcher import _core
+        from joblib.externals.loky.process_executor import TerminatedWorkerError
+    except ImportError:
+        return
+    if getattr(_core.launch, "guarded", False):
+        return
+    launch = _core.launch
+
+    def guarded_launch(*args, **kwargs):
+        try:
+            return launch(*args, **kwargs)
+        except TerminatedWorkerError as e:
+            codes = re.search(r"exit codes of the workers are \{(.*?)\}", str(e))
+            print(f"kondo-bench: error: a joblib worker process was killed ({codes.group(1) if codes else 'a signal'}), "
+                  "which ends joblib's pool: its job and those not yet begun did not run; run the same command "
+                  "again (finished jobs are skipped)", file=sys.stderr)
+            return []  # the sweeper reads no results: the sweep's own end says which jobs are missing
+
+    guarded_launch.guarded = True
+    _core.launch = guarded_launch

@@ -7,6 +7,7 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
+from contextlib import suppress
 from pathlib import Path
 
 from .errors import UserError
@@ -72,6 +73,7 @@ class FolderLock:
             _HELD[key] += 1
             self.nested = True
             return self
+        made = not self.folder.is_dir()
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.folder / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
@@ -86,8 +88,18 @@ class FolderLock:
             refuse_locked(self.folder, pid)
         except OSError as e:  # e.g. a filesystem without locks: run unguarded rather than not at all
             log.warning("cannot lock %s (%s); make sure no other run writes it", self.folder, e.strerror or e)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        except OSError as e:  # a full disk: one line, and no empty lock left behind to puzzle over
+            from .faults import as_user_error
+
+            os.close(fd)
+            (self.folder / LOCK).unlink(missing_ok=True)
+            if made:
+                with suppress(OSError):
+                    self.folder.rmdir()
+            raise as_user_error(e, self.folder) or UserError(f"cannot write {self.folder / LOCK}: {e}") from None
         self.fd = fd
         _HELD[key] = 1
         return self

@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import threading
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -108,10 +109,24 @@ def open_views(views: list[str], cfg, out_dir) -> list:
     return [{"tensorboard": TensorBoardView, "wandb": WandbView}[v](cfg, out_dir, config) for v in views]
 
 
+def _quiet_writer_thread(args) -> None:
+    """TensorBoard's writer thread keeps a disk fault (full, read-only) for the main thread, then
+    re-raises it, and Python prints the thread's traceback. The run's next write or close raises
+    the same fault in the main thread, which says it in one line (kondo_bench/faults.py): the
+    thread's traceback is left unprinted, every other thread's exception printed as ever."""
+    if isinstance(args.exc_value, OSError) and type(args.thread).__name__ == "_AsyncWriterThread":
+        return
+    _THREAD_HOOK(args)
+
+
+_THREAD_HOOK = threading.excepthook
+
+
 class TensorBoardView:
     def __init__(self, cfg, out_dir, config: dict):
         from torch.utils.tensorboard import SummaryWriter
 
+        threading.excepthook = _quiet_writer_thread
         for old in Path(out_dir).glob("events.out.tfevents.*"):
             old.unlink()  # a rerun replaces them, as it replaces metrics.jsonl
         self.writer = SummaryWriter(log_dir=str(out_dir))

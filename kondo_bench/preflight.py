@@ -21,6 +21,7 @@ from .compose import groups
 from .jobconfigs import _as_job, _check_choices, _compose, _hydra_dirs, _job_folder, _parse, _values
 from .memory import check_memory
 from .errors import UserError
+from .faults import check_space
 
 MAX_JOBS = 10_000  # beyond this many sweep jobs, leave the checks to each job
 # Hydra flags that only print something (no run, no folder); with -m Hydra refuses them.
@@ -187,6 +188,7 @@ def _check_writable(folder: str, key: str) -> None:
             reason = f"{e.strerror or e} in {existing}"
     if reason:
         raise UserError(f"cannot write results under {folder}: {reason}; choose a writable folder with {key}=...")
+    check_space(existing, folder, key)
 
 
 def _check_unlocked(folder: str | None) -> None:

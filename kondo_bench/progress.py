@@ -174,6 +174,11 @@ class SweepProgress(Callback):
         return {"every": self.every, "poll": self.poll}
 
     def __setstate__(self, state: dict) -> None:
+        # unpickled in a joblib worker before its jobs: Hydra's config writer is wrapped there
+        # too, so a job whose .hydra/ cannot be written is one line (kondo_bench/faults.py)
+        from .faults import guard_hydra_writes
+
+        guard_hydra_writes()
         self.__init__(**state)
 
     def on_multirun_start(self, config, **kwargs) -> None:

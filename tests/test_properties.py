@@ -128,6 +128,14 @@ def test_the_walk_reaches_every_key_of_every_pair(keys):
         assert {"seed", "price", "cost_ratio", "task.steps", "task.batch_size", "method.eta"} <= names, (task, method)
 
 
+def test_every_integer_key_has_an_upper_bound(keys):
+    """A size, a count or a length without an upper bound reaches the allocator (or a loop that
+    never ends) before anything refuses it: every integer key of every pair declares one."""
+    unbounded = sorted({(task, k) for (task, _), pairs in keys.items() for k, _, kr in pairs
+                        if kr is not None and kr[0] is int and kr[1].hi is None})
+    assert not unbounded, unbounded
+
+
 @settings(max_examples=5, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture,
                                                                HealthCheck.too_slow])
 @given(data=st.data())

@@ -154,6 +154,9 @@ SIZE_EXAMPLES = [
     (["task=reversal", "task.eval_prompts=100000000"], "task.eval_prompts=100000000 is out of range"),
     (["task=reversal", "task.horizon=100000"], "task.horizon=100000 is out of range"),
     (["task=bandit", "cost_ratio=1e308"], "cost_ratio=1e+308 is out of range"),
+    (["task=lm", "task.batch_size=1000000000"], "task.batch_size=1000000000 is out of range"),
+    (["task=lm", "task.model.hidden_size=100000000"], "task.model.hidden_size=100000000 is out of range"),
+    (["task=lm", "task.length=100000000"], "task.length=100000000 is out of range"),
 ]
 
 
@@ -181,9 +184,34 @@ def test_a_run_too_big_for_the_memory_there_is_refused_naming_the_estimate_and_t
         check_run(["task=bandit", "task.batch_size=1000000", "task.arms=10000"], lock=False)
     with pytest.raises(UserError, match="lower staleness"):
         check_run(["task=mnist", "task.hidden=[4000,4000]", "staleness=100", "method=pg"], lock=False)
+    check_run(["task=lm"], lock=False)
+    with pytest.raises(UserError, match=r"lower task.batch_size \(task.batch_size=1000000;"):
+        check_run(["task=lm", "task.batch_size=1000000"], lock=False)
+    with pytest.raises(UserError, match="lower task.model.hidden_size"):
+        check_run(["task=lm", "task.model.hidden_size=32768"], lock=False)
+    with pytest.raises(UserError, match="lower task.eval_prompts"):
+        check_run(["task=lm", "task.eval_prompts=10000000"], lock=False)
 
 
-@pytest.mark.parametrize("task", ["bandit", "bandit_multi", "mnist", "reversal", "vae"])
+def test_a_pretrained_lm_is_estimated_from_its_config_json(tmp_path):
+    """task.model.path: the sizes are the folder's config.json's, not task.model's keys; a folder
+    without one gives no estimate (building the model then refuses in one line)."""
+    from kondo_bench.memory import terms
+
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "config.json").write_text(json.dumps({"hidden_size": 896, "num_hidden_layers": 24,
+                                                    "intermediate_size": 4864, "num_attention_heads": 14,
+                                                    "num_key_value_heads": 2, "vocab_size": 151936}))
+    parts = {what: (key, b) for key, b, what in terms(make_cfg("task=lm", f"task.model.path={folder}"))}
+    key, params = parts["parameters"]
+    assert key is None  # a pretrained model's size is no key of ours to lower
+    weights = 151936 * 896 + 24 * (2 * 896 * 896 + 2 * 896 * 128 + 3 * 896 * 4864)  # about 0.49 billion
+    assert params == weights * 16  # fp32 weights, gradients and Adam's two moments
+    assert terms(make_cfg("task=lm", f"task.model.path={tmp_path / 'nowhere'}")) == []
+
+
+@pytest.mark.parametrize("task", ["bandit", "bandit_multi", "mnist", "reversal", "vae", "lm", "lm_addition"])
 def test_every_default_run_is_estimated_well_inside_a_small_machine(task):
     """The estimate never stands in the way of an ordinary run: each task's default config is
     estimated under 1 GiB (a CI machine has several)."""
@@ -219,6 +247,31 @@ def test_a_stop_signal_is_honoured_inside_the_samplers_loop(tmp_path, monkeypatc
     assert calls["n"] == 2  # not one step more: the other 5 positions of the answer were never written
 
 
+def test_a_stop_signal_is_honoured_inside_the_lm_samplers_loop(tmp_path, monkeypatch):
+    """task=lm's sampler, as task=reversal's: a SIGINT between two of its token passes stops the
+    step once GRACE (0 here) has passed; no further pass, the run "interrupted"."""
+    import os
+
+    pytest.importorskip("transformers")
+    from kondo_bench.reliability import StopFlag
+    from kondo_bench.tasks.lm import model
+
+    monkeypatch.setattr(StopFlag, "GRACE", 0.0)
+    calls, forward = {"n": 0}, model.forward_cached
+
+    def counting(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:  # the prompt pass, then the first token's: inside the first step's sampler
+            os.kill(os.getpid(), signal.SIGINT)
+        return forward(*args, **kwargs)
+
+    monkeypatch.setattr(model, "forward_cached", counting)
+    s = run_experiment(make_cfg("task=lm", "task.length=8", "task.steps=5", "task.eval_every=5", "progress=false",
+                                "device.threads=1"), tmp_path)
+    assert s["status"] == "interrupted" and s["steps"] == 0
+    assert calls["n"] == 2  # the other 6 tokens of the 8-token answers were never sampled
+
+
 def test_a_second_signal_ends_the_run_at_once_with_an_interrupted_summary(tmp_path, monkeypatch):
     """Two SIGINTs while step 20 is evaluated: the first would let it finish; the second stops now."""
     import os
@@ -240,3 +293,23 @@ def test_a_second_signal_ends_the_run_at_once_with_an_interrupted_summary(tmp_pa
     assert s["status"] == "interrupted" and s["steps"] == 20
     assert [r["step"] for r in rows(run)] == [10]  # the interrupted evaluation wrote no row
     assert summary(run)["status"] == "interrupted"
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_stop_signal_before_the_run_steps_is_one_line_and_exit_130(tmp_path, sig):
+    """While torch and Hydra are still being imported (the run's own handlers not yet there):
+    one line and exit 130, not a KeyboardInterrupt traceback or a silent exit 143."""
+    proc = subprocess.Popen([sys.executable, "-m", "kondo_bench", "run", "task=bandit", "task.steps=5",
+                             f"hydra.run.dir={tmp_path}/run"], cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    status = Path(f"/proc/{proc.pid}/status")
+    deadline = time.time() + 60
+    while not int(re.search(r"SigCgt:\s*(\w+)", status.read_text()).group(1), 16) & (1 << (signal.SIGTERM - 1)):
+        assert time.time() < deadline and proc.poll() is None, "the guard never took SIGTERM"
+        time.sleep(0.005)  # the guard is in place: the interpreter is now importing torch and Hydra
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, (proc.returncode, err)
+    assert err == f"kondo-bench: stopped by {sig.name}; run the same command again to continue (finished runs " \
+                  "are skipped)\n", err
+    assert not (tmp_path / "run" / "summary.json").exists()

@@ -355,6 +355,34 @@ def test_a_jobs_bad_data_costs_that_job_only(tmp_path):
     assert "1 complete" not in out and "2 complete, 1 incomplete" in out
 
 
+@pytest.mark.parametrize("error", [MemoryError(), RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")])
+def test_a_job_out_of_memory_costs_that_job_only(tmp_path, monkeypatch, capsys, error):
+    """The first job runs out of memory in its first step: it is recorded failed with one line
+    naming the key to lower, the progress line counts it, the next job runs, the sweep exits 1."""
+    from kondo_bench.tasks.bandit import BanditTask
+
+    act, calls = BanditTask.act, {"n": 0}
+
+    def act_once_out_of_memory(self):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise error
+        return act(self)
+
+    monkeypatch.setattr(BanditTask, "act", act_once_out_of_memory)
+    monkeypatch.chdir(tmp_path)
+    sweep = tmp_path / "sweep"
+    assert main(["run", "-m", "task=bandit", "task.steps=5", "seed=0,1", "progress=false",
+                 f"hydra.sweep.dir={sweep}"]) == 1
+    err = capsys.readouterr().err
+    assert "Traceback" not in err, err
+    failed = _status(sweep / "0")
+    assert failed["status"] == "failed" and failed["error"].startswith("out of memory: ") and \
+        "lower task.batch_size" in failed["error"] and "\n" not in failed["error"], failed
+    assert _status(sweep / "1")["status"] == "complete"
+    assert "1/2 done, 1 failed" in err and "1 of 2 jobs failed" in err.strip().splitlines()[-1], err
+
+
 def test_summarize_lists_the_jobs_a_sweep_never_started(tmp_path):
     sweep = tmp_path / "sweep"
     res = kb("run", "-m", "task=bandit", "task.steps=5", "seed=0,1,2", "progress=false", f"hydra.sweep.dir={sweep}",
@@ -485,7 +513,27 @@ def test_a_killed_joblib_job_costs_that_job_only(tmp_path):
     assert proc.returncode == 1 and "Traceback" not in err, err
     assert "killed by SIGKILL" in _status(sweep / "0")["error"]
     assert [_status(sweep / j)["status"] for j in "12"] == ["complete", "complete"]
+    assert "2/3 done, 1 failed" in err  # the progress line counts it
     assert "1 of 3 jobs failed" in err.splitlines()[-1]
+
+
+@pytest.mark.skipif(not has_plugin("hydra_joblib_launcher"), reason="pip install kondo-bench[joblib]")
+def test_a_killed_joblib_worker_is_one_line_and_leaves_no_orphan(tmp_path):
+    """kill -9 of the worker itself (not of the job process it forks) breaks joblib's pool: one
+    line says so, no traceback; the job's process, orphaned, ends 'interrupted' (not running on)."""
+    proc, sweep = _start_sweep(tmp_path, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "seed=0,1,2")
+    try:
+        _wait_for(lambda: (sweep / "0" / "metrics.jsonl").exists() and (sweep / "0" / "metrics.jsonl").stat().st_size)
+        job = int((sweep / "0" / ".kondo-bench.lock").read_text())
+        worker = int(Path(f"/proc/{job}/stat").read_text().rsplit(")", 1)[1].split()[1])
+        os.kill(worker, signal.SIGKILL)
+        out, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode in (1, 130) and "Traceback" not in err, err
+    assert "kondo-bench: error: a joblib worker process was killed (SIGKILL" in err, err
+    _wait_for(lambda: not _alive(job), timeout=30)
+    assert _status(sweep / "0")["status"] == "interrupted"
 
 
 def test_a_signal_to_a_basic_sweep_stops_it_with_an_interrupted_summary(tmp_path):

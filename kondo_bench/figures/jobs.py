@@ -1,6 +1,6 @@
 """A figure's jobs: expand its sweeps into jobs, launch those not finished, record them.
 
-Each sweep runs through the real command line (`python -m kondo_bench.cli run -m ...`)
+Each sweep runs through the real command line (`python -m kondo_bench run -m ...`)
 into `<out>/<scale>/runs/<sweep name>/<job>`, the job folder named by the overrides that
 vary within the sweep (Hydra's `override_dirname`), so a rerun maps every job to the same
 folder. A job is finished when its config is identical to the one the job would run and
@@ -84,7 +84,7 @@ def launch(sweep_dir: Path, overrides: list[str], exclude: list[str], verbose: b
     each job's end to `progress`, and `finished()` is called as each job completes (its
     summary.json is written by then)."""
     # resume=false: these jobs were found not done, so an old run of another config is replaced
-    cmd = [sys.executable, "-m", "kondo_bench.cli", "run", "-m", *overrides, "resume=false",
+    cmd = [sys.executable, "-m", "kondo_bench", "run", "-m", *overrides, "resume=false",
            f"hydra.sweep.dir={sweep_dir}", "hydra.sweep.subdir=${hydra.job.override_dirname}",
            f"hydra.job.config.override_dirname.exclude_keys=[{','.join([*exclude, 'resume'])}]"]
     # One thread per job: the runs are small, and parallel launchers then use one core each.

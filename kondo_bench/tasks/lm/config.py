@@ -23,32 +23,32 @@ class LmModelConfig:
     family: str = "qwen2"  # qwen2 | llama | gpt2: built from a config, random init (ignored with path)
     path: Optional[str] = None  # a local folder holding a pretrained model (config.json + weights); never downloaded
     tokenizer: Optional[str] = None  # a local tokenizer folder; null: path's own, else the built-in character tokenizer
-    hidden_size: int = num(64, ">= 1", "model width (built from a config)")
-    layers: int = num(2, ">= 1", "transformer blocks (built from a config)")
-    heads: int = num(4, ">= 1", "attention heads; must divide hidden_size (built from a config)")
-    intermediate_size: int = num(128, ">= 1", "feed-forward width (built from a config)")
-    max_positions: int = num(512, ">= 2", "positions the model can read: prompt + completion (built from a config)")
+    hidden_size: int = num(64, "[1, 65536]", "model width (built from a config)")
+    layers: int = num(2, "[1, 1000]", "transformer blocks (built from a config)")
+    heads: int = num(4, "[1, 4096]", "attention heads; must divide hidden_size (built from a config)")
+    intermediate_size: int = num(128, "[1, 1000000]", "feed-forward width (built from a config)")
+    max_positions: int = num(512, "[2, 1000000]", "positions the model can read: prompt + completion (built from a config)")
 
 
 @dataclass
 class LmConfig(TaskConfig):
     name: str = "lm"
     problem: str = "reversal"  # reversal | addition | sorting: the prompts and the built-in reward
-    length: int = num(10, ">= 1", "H: prompt digits (reversal, sorting), or digits of each addend (addition)")
+    length: int = num(10, "[1, 100000]", "H: prompt digits (reversal, sorting), or digits of each addend (addition)")
     vocab: int = num(2, "[2, 10]", "M: prompt digits drawn from 0 .. M-1 (reversal, sorting)")
     # a user's reward function {_target_: pkg.module.fn, ...keyword arguments}, called as TRL calls
     # one: fn(prompts, completions, answer=...) -> list of floats; null: the problem's own
     reward: Any = None
-    max_completion: Optional[int] = num(None, ">= 1", "completion tokens at most; null: the problem's answer "
+    max_completion: Optional[int] = num(None, "[1, 100000]", "completion tokens at most; null: the problem's answer "
                                         "length (+1 for the end-of-sequence token where answers vary)")
-    batch_size: int = num(100, ">= 1", "completions per step: batch_size / samples_per_prompt prompts")
-    samples_per_prompt: int = num(10, ">= 2", "G, completions per prompt; the baseline is their mean reward")
+    batch_size: int = num(100, "[1, 1000000]", "completions per step: batch_size / samples_per_prompt prompts")
+    samples_per_prompt: int = num(10, "[2, 100000]", "G, completions per prompt; the baseline is their mean reward")
     scale_rewards: bool = False  # GRPO: divide the advantage by the group's reward std (+1e-4)
     precision: str = "fp32"  # fp32 | bf16: every forward (sampling and learning) under bf16 autocast
     lr: float = num(1e-3, "> 0", "Adam learning rate")
-    steps: int = num(300, ">= 1", "optimiser steps (screened batches)")
-    eval_every: int = num(25, ">= 1", "steps between evaluations (and metrics rows)")
-    eval_prompts: int = num(100, ">= 1", "fresh prompts per evaluation, one sampled and one greedy answer each")
+    steps: int = num(300, "[1, 1000000000]", "optimiser steps (screened batches)")
+    eval_every: int = num(25, "[1, 1000000000]", "steps between evaluations (and metrics rows)")
+    eval_prompts: int = num(100, "[1, 10000000]", "fresh prompts per evaluation, one sampled and one greedy answer each")
     model: LmModelConfig = field(default_factory=LmModelConfig)
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from ...errors import UserError
+from ...reliability import check_stop
 
 
 def require_transformers():
@@ -105,6 +106,7 @@ def sample(model, prompt: torch.Tensor, prompt_mask: torch.Tensor, max_new: int,
     done = torch.zeros(b, dtype=torch.bool, device=device)
     tokens, logps, valid = [], [], []
     for t in range(max_new):
+        check_stop()  # a long completion is many passes: Ctrl-C need not wait for them all
         lp = logits.float().log_softmax(-1)
         if greedy:
             a = lp.argmax(-1)

@@ -32,6 +32,7 @@ from ..baselines import grouped_advantage
 from .config import LmConfig, validate_lm
 from .model import build_model, completion_logp, require_transformers, sample
 from .problems import REWARDS, answer_length, draw
+from .sizes import memory_terms
 
 
 def group_advantage(reward: torch.Tensor, group: int, scale: bool) -> torch.Tensor:
@@ -79,6 +80,10 @@ class LmTask(Task):
     @classmethod
     def validate(cls, cfg) -> None:
         validate_lm(cfg.task)
+
+    @classmethod
+    def memory_terms(cls, cfg) -> list[tuple[str | None, float, str]]:
+        return memory_terms(cfg)
 
     def __init__(self, cfg, device: torch.device):
         require_transformers()
