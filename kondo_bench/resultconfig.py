@@ -29,6 +29,8 @@ ADDED_KEYS = {
 TASK_ADDED_KEYS = {
     ("mnist", "model"): None,  # the network as a config axis; null is the task's own MLP
     ("reversal", "model"): None,  # null is the task's own transformer
+    ("reversal", "init"): "torch",  # PyTorch's initialisation, a final LayerNorm: the form before the choice
+    ("reversal", "final_ln"): True,
 }
 
 

@@ -86,6 +86,12 @@ SCRIPTS = {
                                                                  "--reference": ["1"]})
                                                 + ["task.eval_prompts=10"], []),
     "demo_numbers.py": lambda args: (args, [_opt(args, "--out") or "results/demo.csv"]),
+    # ours only (the official code needs its own checkout and Python): one form, one method, 2 steps
+    "egg_compare.py": lambda args: (_set_opts(_drop_opts(args, ("--egg", "--egg-python", "--only")),
+                                              {"--steps": ["2"], "--seeds": ["0"], "--forms": ["official"],
+                                               "--methods": ["dg"], "--runs": ["egg_runs"]}),
+                                    [_opt(args, "--out") or "results/egg_compare.csv",
+                                     (_opt(args, "--out") or "results/egg_compare.csv").replace(".csv", ".md")]),
     "bench_core.py": lambda args: (_set_opts([a for a in args if not a.startswith(BUDGET)],
                                              {"--tasks": ["bandit"], "--methods": ["dgk"], "--repeats": ["1"]})
                                    + ["task.steps=2", "task.eval_every=1"], [_opt(args, "--out")] if _opt(args, "--out") else []),
@@ -145,6 +151,11 @@ def make_recipe(target: str) -> list[str]:
 # ---------------------------------------------------------------- shrinking
 def _opt(args: list[str], name: str) -> str | None:
     return args[args.index(name) + 1] if name in args else None
+
+
+def _drop_opts(args: list[str], names: tuple[str, ...]) -> list[str]:
+    """args without these options and their values."""
+    return _set_opts(args, dict.fromkeys(names, []))[:-len(names)]  # _set_opts appends each name last
 
 
 def _set_opts(args: list[str], opts: dict) -> list[str]:

@@ -48,7 +48,7 @@ from ..models import build_model
 from . import Batch, Task
 from .baselines import grouped_advantage  # noqa: F401  (also imported from here by scripts and tests)
 # Transformer stays importable from here: task.model={_target_: kondo_bench.tasks.reversal.Transformer}
-from .reversal_model import Transformer, answer_dist, answer_logp, sample
+from .reversal_model import Transformer, answer_dist, answer_logp, flax_init_, sample  # noqa: F401
 
 
 
@@ -148,7 +148,7 @@ class ReversalTask(Task):
         self.prompts_per_step = cfg.batch_size // self.S
         self.variant, self.scoring, self.kappa = str(cfg.variant), str(cfg.scoring), float(cfg.kappa)
         self.net = build_model(cfg.get("model"), lambda: Transformer(self.M, 2 * self.H, cfg.d_model, cfg.layers,
-                                                                     cfg.heads, cfg.ffn),
+                                                                     cfg.heads, cfg.ffn, cfg.init, cfg.final_ln),
                                vocab=self.M, max_len=2 * self.H).to(device)
         self.optimizer = adam(self.net, cfg.lr)
         # Evaluation draws from its own generator so that the training trajectory does not

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any, Optional
 
 from ..schema import TaskConfig, check_ranges, need, num
@@ -10,6 +11,14 @@ from ..schema import TaskConfig, check_ranges, need, num
 
 VARIANTS = ("reverse", "copy", "flip")  # reversal targets
 SCORINGS = ("fraction", "sequential")
+NETWORK_KEYS = ("d_model", "layers", "heads", "ffn", "init", "final_ln")  # what task.model replaces
+
+
+class Init(str, Enum):
+    """The transformer's initial weights."""
+
+    torch = "torch"  # PyTorch's defaults: embeddings N(0, 1), linear weights U(+-1 / sqrt(fan_in))
+    flax = "flax"  # the official code's (Flax defaults): embeddings N(0, 1 / d_model), linear lecun_normal
 
 
 @dataclass
@@ -26,12 +35,14 @@ class ReversalConfig(TaskConfig):
     layers: int = num(3, "[1, 1000]", "transformer blocks")
     heads: int = num(4, "[1, 4096]", "attention heads (must divide d_model)")
     ffn: int = num(128, "[1, 1000000]", "feed-forward width")
+    init: Init = Init.torch  # flax: the official code's initialisation (with final_ln=false, its network)
+    final_ln: bool = True  # a LayerNorm before the output layer; the official code has none
     lr: float = num(3e-4, "> 0", "Adam learning rate")
     steps: int = num(1000, "[1, 1000000000]", "optimiser steps (screened batches)")
     eval_every: int = num(50, "[1, 1000000000]", "steps between evaluations (and metrics rows)")
     eval_prompts: int = num(200, "[1, 10000000]", "fresh prompts per evaluation")
     # the policy network by _target_ (e.g. kondo_bench.tasks.reversal.Transformer), called with vocab and
-    # max_len (2H); null: the transformer of task.d_model, layers, heads, ffn
+    # max_len (2H); null: the transformer of task.d_model, layers, heads, ffn, init, final_ln
     model: Optional[Any] = None
 
 
@@ -41,7 +52,7 @@ def validate_reversal(cfg) -> None:
 
     need(cfg.variant in VARIANTS, f"unknown task.variant '{cfg.variant}': use one of {', '.join(VARIANTS)}")
     need(cfg.scoring in SCORINGS, f"unknown task.scoring '{cfg.scoring}': use one of {', '.join(SCORINGS)}")
-    own = {k: cfg[k] for k in ("d_model", "layers", "heads", "ffn") if cfg[k] != getattr(ReversalConfig, k)}
+    own = {k: cfg[k] for k in NETWORK_KEYS if cfg[k] != getattr(ReversalConfig, k)}
     need(cfg.model is None or not own, f"task.{next(iter(own), '')}={next(iter(own.values()), '')} is ignored with "
          "task.model set: give the network's sizes in task.model, or drop one")
     need(cfg.d_model % cfg.heads == 0, f"task.d_model ({cfg.d_model}) must be divisible by task.heads ({cfg.heads})")

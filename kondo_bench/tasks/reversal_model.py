@@ -14,8 +14,30 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .reversal_config import Init
 from ..errors import UserError
 from ..stopping import check_stop
+
+# Flax's truncated normal keeps |x| < 2 sigma and rescales so the std is what was asked for:
+# 0.8796 is the std of a unit normal truncated at +-2.
+TRUNCATED_STD = 0.87962566103423978
+
+
+def flax_init_(net: nn.Module) -> None:
+    """Re-initialise a network's weights in place as Flax's defaults do (the official code's
+    form, `task.init=flax`): embeddings N(0, 1 / width), every linear weight lecun_normal
+    (std 1 / sqrt(fan_in), truncated at 2 std), LayerNorm scales 1."""
+    with torch.no_grad():
+        for m in net.modules():
+            if isinstance(m, nn.Embedding):
+                m.weight.normal_(0.0, m.embedding_dim ** -0.5)
+            elif isinstance(m, nn.Linear):
+                std = m.in_features ** -0.5 / TRUNCATED_STD
+                nn.init.trunc_normal_(m.weight, 0.0, std, -2 * std, 2 * std)
+                if m.bias is not None:
+                    m.bias.zero_()
+            elif isinstance(m, nn.LayerNorm) and m.weight is not None:
+                m.weight.fill_(1.0)
 
 
 class Block(nn.Module):
@@ -50,17 +72,26 @@ class Block(nn.Module):
 
 
 class Transformer(nn.Module):
-    """Decoder-only: learned token and position embeddings, pre-LN blocks, a final LayerNorm."""
+    """Decoder-only: learned token and position embeddings, pre-LN blocks, a final LayerNorm
+    (final_ln=False: none, as in the official code); PyTorch's or Flax's initialisation
+    (init="flax": the official code's; with final_ln=False, its network)."""
 
-    def __init__(self, vocab: int, max_len: int, d_model: int = 64, layers: int = 3, heads: int = 4, ffn: int = 128):
+    def __init__(self, vocab: int, max_len: int, d_model: int = 64, layers: int = 3, heads: int = 4, ffn: int = 128,
+                 init: str = "torch", final_ln: bool = True):
         super().__init__()
         if d_model % heads:
             raise UserError(f"task.d_model ({d_model}) must be divisible by task.heads ({heads})")
+        try:
+            init = Init(init)
+        except ValueError:
+            raise UserError(f"unknown init '{init}': use one of {', '.join(i.value for i in Init)}") from None
         self.tok = nn.Embedding(vocab, d_model)
         self.pos = nn.Embedding(max_len, d_model)
         self.blocks = nn.ModuleList(Block(d_model, heads, ffn) for _ in range(layers))
-        self.ln = nn.LayerNorm(d_model, bias=False)
+        self.ln = nn.LayerNorm(d_model, bias=False) if final_ln else nn.Identity()
         self.head = nn.Linear(d_model, vocab, bias=False)
+        if init is Init.flax:
+            flax_init_(self)
 
     def forward(self, tokens: torch.Tensor, start: int = 0, context: list | None = None):
         """Logits [B, L, M] for tokens [B, L] at positions start .. start + L - 1, which follow
@@ -161,7 +192,10 @@ class Decoder:
                                 block.ffn[2].weight.t().to(dt),
                                 k.reshape(pn, h, hd).transpose(1, 2), v.reshape(pn, h, hd), answer_kv,
                                 answer_kv[0].view(rh, slots, hd).transpose(1, 2), answer_kv[1].view(rh, slots, hd)))
-        self.ln, self.ln_eps, self.head = net.ln.weight.to(dt), net.ln.eps, net.head.weight.t().to(dt)
+        # the final LayerNorm's scale, or None where the network has none (the official form)
+        final = net.ln if isinstance(net.ln, nn.LayerNorm) else None
+        self.ln = None if final is None else final.weight.to(dt)
+        self.ln_eps, self.head = 1e-5 if final is None else final.eps, net.head.weight.t().to(dt)
         # the input of answer token t - 1 sits at position H + t - 1
         self.embed = (net.tok.weight[None] + net.pos.weight[h:2 * h - 1, None]).to(dt)
 
@@ -183,7 +217,7 @@ class Decoder:
             x.addmm_(y_rows, wo)
             torch.mm(torch.layer_norm(x, shape, w2, None, eps2), w_in, out=ffn).relu_()
             x.addmm_(ffn, w_out)
-        return torch.mm(torch.layer_norm(x, shape, self.ln, None, self.ln_eps), self.head)
+        return torch.mm(x if self.ln is None else torch.layer_norm(x, shape, self.ln, None, self.ln_eps), self.head)
 
 
 @torch.no_grad()
