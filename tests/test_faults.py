@@ -277,12 +277,14 @@ def test_a_data_folder_that_does_not_exist_is_one_line_and_writes_nothing(tmp_pa
     assert not (tmp_path / "run").exists()
 
 
-def test_an_empty_run_folder_is_refused(tmp_path, capsys, monkeypatch):
+@pytest.mark.parametrize("args", [["hydra.run.dir="], ["-m", "seed=0,1", "hydra.sweep.dir="]], ids=["run", "sweep"])
+def test_an_empty_run_folder_is_refused(tmp_path, capsys, monkeypatch, args):
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SystemExit) as exit_:
-        cli.main(["run", "task=bandit", "task.steps=1", "hydra.run.dir="])
+        cli.main(["run", "task=bandit", "task.steps=1", *args])
     err = capsys.readouterr().err
-    assert exit_.value.code == 2 and err.count("\n") == 1 and "hydra.run.dir is empty" in err
+    key = args[-1].rstrip("=")
+    assert exit_.value.code == 2 and err.count("\n") == 1 and f"{key} is empty" in err
     assert list(tmp_path.iterdir()) == []
 
 
