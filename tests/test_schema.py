@@ -1,4 +1,4 @@
-"""Issue 17: every numeric key declares its range in the schema, and one check enforces it.
+"""Every numeric key declares its range in the schema, and one check enforces it.
 
 The walk is generic: every option of every config group is composed, every numeric key
 of its typed nodes is pushed below and above its range (and to NaN and +-inf for floats),
