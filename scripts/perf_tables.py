@@ -137,7 +137,8 @@ def regime_sentence() -> str:
             f"at {best['width']}-unit layers × {int(best['size']):,} images (ρ = {float(best['keep_rate']):g}); on token "
             f"reversal, where sampling is a fixed cost the gate cannot skip, the sequence-level gate at ρ = 0.1 gives "
             f"{lo:.2f}–{hi:.2f}× and the token-level gate {tlo:.2f}–{thi:.2f}× "
-            f"(`python scripts/regime_map.py`, {rows[0]['date']}, CPU time on a shared machine).\n")
+            f"(`python scripts/regime_map.py`, {rows[0]['date']}, CPU time on a "
+            + ("shared machine).\n" if max(float(r["load_avg_1m"]) for r in rows) > 2 else "quiet machine).\n"))
 
 
 def goals() -> str:
