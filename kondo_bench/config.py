@@ -52,7 +52,7 @@ class DeviceConfig:
     name: str = "auto"  # auto | cpu | cuda
     threads: Optional[int] = num(None, "[1, 1024]", "torch CPU threads; null keeps torch's default (all cores)")
     deterministic: bool = True  # torch.use_deterministic_algorithms (warn-only); see docs/concepts.md
-    force_bf16: bool = False  # run screen_precision=bf16 on a CPU without bf16 instructions (1.5-3x slower there)
+    force_bf16: bool = False  # run screen_precision=bf16 on a CPU without bf16 instructions (1.7-3.6x slower there)
 
 
 @dataclass

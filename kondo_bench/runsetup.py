@@ -41,11 +41,11 @@ def cpu_has_bf16() -> bool:
 
 def check_bf16_screen(cfg, device: torch.device) -> None:
     """screen_precision=bf16 is refused on a CPU without bf16 instructions unless forced: there
-    a DG-K step with the bf16 screen is 1.5-3x slower than with the fp32 one it is meant to undercut
+    a DG-K step with the bf16 screen is 1.7-3.6x slower than with the fp32 one it is meant to undercut
     (docs/performance.md, scripts/bench_bf16.py)."""
     if cfg.screen_precision == "bf16" and device.type == "cpu" and not cfg.device.force_bf16 and not cpu_has_bf16():
         raise UserError("screen_precision=bf16 on a CPU without bf16 instructions (AVX512-BF16 or AMX) makes a gated "
-                        "step 1.5-3x slower than fp32 screening; drop it, or pass device.force_bf16=true to run it anyway")
+                        "step 1.7-3.6x slower than fp32 screening; drop it, or pass device.force_bf16=true to run it anyway")
 
 
 def seed_everything(seed: int) -> None:
