@@ -179,3 +179,14 @@ def fresh_machine(tmp_path, monkeypatch, mnist_source):
     data._CACHE.clear()
     yield tmp_path / "home" / ".local" / "share" / "kondo-bench" / "mnist"
     data._CACHE.clear()
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Tiny tensors: one thread is faster, and two stall badly on a busy 2-core machine."""
+    import torch
+
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -16,12 +16,7 @@ from kondo_bench.train import run_experiment
 from kondo_bench.validation import validate
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def weights_by_kind(net: Transformer) -> dict[str, list[torch.Tensor]]:
