@@ -21,6 +21,7 @@ from hydra.types import RunMode
 from .config import register
 from .errors import UserError
 from .faults import disk_full, guard_hydra_writes, guard_joblib_pool
+from .jobfault import announce, job_fault, record  # its import guards each sweep job's composition
 
 USAGE = """usage: kondo-bench COMMAND [ARGS]
 
@@ -61,6 +62,9 @@ def _hydra_run(cfg) -> float | None:
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     if multirun and (why := stopped(hydra_cfg.sweep.dir)):  # the sweep was stopped before this job began
         job_failed(out_dir, cfg, f"not started: the sweep was stopped by {why}", status="interrupted")
+        return None
+    if multirun and (fault := job_fault(hydra_cfg)):  # an override of this job's own cannot be set
+        record(cfg, out_dir, fault, _shown(out_dir))
         return None
     if multirun and not in_parent() and hasattr(os, "fork"):
         return _in_child(cfg, out_dir)
@@ -250,6 +254,8 @@ def run_main(rest: list[str]) -> int:
         plan = check_run(rest)  # every refusal happens here, before Hydra makes a folder
     except UserError as e:
         _report(e)
+    if plan and plan.failed:  # said now, not at the sweep's end
+        announce(plan.failed, plan.jobs)
     sys.argv = [sys.argv[0], *rest, *(plan.pin if plan else [])]
     try:
         if not (plan and plan.multirun):

@@ -7,3 +7,8 @@ class UserError(Exception):
 
 class DataError(UserError):
     """A data file is missing, truncated or corrupt."""
+
+
+class OneJobError(UserError):
+    """Bad input that concerns one job of a sweep (a value of its own that cannot be set or is out
+    of range), not the whole sweep: that job is recorded failed and the others run."""

@@ -2,7 +2,8 @@
 runs any: the overrides parsed with Hydra's own parser, each job's config composed (once per
 choice of config groups; the other keys are set on a copy), its `${hydra:...}` interpolations
 resolved as inside the job, and the sub-folder each job of a sweep writes. Hydra's and
-OmegaConf's errors become one `UserError` line. The checks themselves are `preflight.py`.
+OmegaConf's errors become one `UserError` line (`OneJobError` for a value of one job's own that
+cannot be set, which costs a sweep that job only). The checks themselves are `preflight.py`.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import contextlib
 import copy
 
 from .compose import compose, group_options
-from .errors import UserError
+from .errors import OneJobError, UserError
 
 
 def _job_folder(full, combo, num: int, folders: dict, group_keys: set[str]) -> str | None:
@@ -103,8 +104,21 @@ def _compose(combo, hydra_lines: list[str], cache: dict, group_keys: set[str], c
             try:
                 OmegaConf.update(cfg, o.key_or_group, v, merge=True)
             except Exception as e:
-                raise UserError(f"cannot set {_line(o, v)}: {_one_line(e)}") from None
+                line = f"cannot set {_line(o, v)}: {_one_line(e)}"
+                if not _has_key(cfg, o.key_or_group):  # a key this config lacks (misspelt): the sweep's fault
+                    raise UserError(line) from None
+                error = OneJobError(line)  # a value of this job's own: it alone cannot run
+                error.full = cache[key][0]  # its Hydra node still holds: the folder it would write is known
+                raise error from None
     return cache[key][0], cfg
+
+
+def _has_key(cfg, key: str) -> bool:
+    from omegaconf import OmegaConf
+
+    parent, _, leaf = key.rpartition(".")
+    node = OmegaConf.select(cfg, parent, throw_on_resolution_failure=False) if parent else cfg
+    return OmegaConf.is_dict(node) and leaf in node.keys()  # `in node` is False for a ??? value
 
 
 @contextlib.contextmanager

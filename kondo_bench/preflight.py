@@ -5,7 +5,9 @@ refused inside the job would leave a folder that looks like a started run. Here 
 command line is parsed with Hydra's own override parser, every job of a sweep is
 composed (once per choice of config groups; the other keys are set on a copy; how, is
 `jobconfigs.py`), and each config goes through `config.validate`, the device check, the result folder's
-writability and its lock. Any problem is one `UserError` line; nothing is created.
+writability and its lock. Any problem is one `UserError` line; nothing is created. In a
+sweep, a job whose own value is refused while others pass is not a refusal: the plan lists it,
+and the sweep runs with that job recorded failed in its folder (`jobfault.py`).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from .validation import validate
 from .compose import groups
 from .jobconfigs import _as_job, _check_choices, _compose, _hydra_dirs, _job_folder, _parse, _values
 from .memory import check_memory
-from .errors import UserError
+from .errors import OneJobError, UserError
 from .faults import check_space
 
 MAX_JOBS = 10_000  # beyond this many sweep jobs, leave the checks to each job
@@ -37,6 +39,7 @@ class Plan:
     sweep_dir: str | None = None
     pin: list[str] = field(default_factory=list)  # extra overrides for Hydra (a pinned run or sweep folder)
     lock: object = None  # the run's (or the sweep's) FolderLock, taken here and held until the command ends
+    failed: dict = field(default_factory=dict)  # a sweep's jobs that cannot run: number -> why (recorded failed)
 
 
 CONFIG_DIR_FLAGS = ("--config-dir", "-cd")
@@ -99,20 +102,7 @@ def check_run(args: list[str], lock: bool = True) -> Plan | None:
     plan.jobs = n_jobs
     hydra_lines = [o.input_line for o in hydra_ov]
     cache: dict = {}  # composed configs (with the hydra node) by their group choices
-    folders: dict[str, int] = {}  # each job's folder -> the job that writes it
-    jobs = []
-    for num, combo in enumerate(itertools.islice(itertools.product(*lists), None if n_jobs <= MAX_JOBS else 1)):
-        full, cfg = _compose(combo, hydra_lines, cache, group_keys, config_dir)
-        with _as_job(full, num if multirun else None):  # ${hydra:job.num} and the like resolve as in the job
-            validate(cfg)
-            _check_device(cfg.device.name)
-            check_memory(cfg)
-            if "data_root" in cfg.task and not cfg.task.data_root:
-                from .data import check_data_env
-
-                check_data_env()
-            if multirun:
-                jobs.append((_job_folder(full, combo, num, folders, group_keys), cfg))
+    jobs, plan.failed = _check_jobs(lists, n_jobs, multirun, hydra_lines, cache, group_keys, config_dir)
     hydra = _hydra_dirs(next(iter(cache.values()))[0])
     if multirun:
         plan.sweep_dir = hydra["sweep_dir"]
@@ -126,6 +116,7 @@ def check_run(args: list[str], lock: bool = True) -> Plan | None:
                 _check_not_another_run(str(Path(plan.sweep_dir) / sub), job_cfg)
         plan.lock = _lock(plan.sweep_dir) if lock else None
     else:
+        cfg = jobs[0][1]
         _check_folder_named(hydra["run_dir"], "hydra.run.dir")
         if not any(o.key_or_group == "hydra.run.dir" for o in hydra_ov) and hydra["run_dir"]:
             plan.pin = [f"hydra.run.dir={hydra['run_dir']}"]  # the folder checked and locked here is the one used
@@ -134,6 +125,45 @@ def check_run(args: list[str], lock: bool = True) -> Plan | None:
         _check_not_another_run(hydra["run_dir"], cfg)
         plan.lock = _lock(hydra["run_dir"]) if lock else None
     return plan
+
+
+def _check_jobs(lists, n_jobs: int, multirun: bool, hydra_lines, cache, group_keys, config_dir):
+    """Compose and check each job: ([(its sub-folder in a sweep, its config or None where it cannot
+    run)], {job number: why it cannot run}). In a sweep, a job whose own value is refused (cannot
+    be set, out of range, its device or memory) is listed, and recorded failed when the sweep
+    runs (jobfault.py), while the others run; when every job is refused, or the fault concerns the
+    sweep (a misspelt key or group option), it is one refusal, as for a single run."""
+    folders: dict[str, int] = {}  # each job's folder -> the job that writes it
+    jobs, failed = [], {}
+    for num, combo in enumerate(itertools.islice(itertools.product(*lists), None if n_jobs <= MAX_JOBS else 1)):
+        full = cfg = None
+        try:
+            full, cfg = _compose(combo, hydra_lines, cache, group_keys, config_dir)
+            with _as_job(full, num if multirun else None):  # ${hydra:job.num} and the like resolve as in the job
+                _check_config(cfg)
+        except OneJobError as e:  # its value cannot be set: Hydra cannot compose it either (jobfault.py)
+            if not multirun:
+                raise
+            failed[num], full, cfg = str(e), e.full, None
+        except UserError as e:
+            if not multirun or cfg is None:  # a misspelt key or group option: the whole sweep's fault
+                raise
+            failed[num] = str(e)  # the job itself refuses it again, in its folder
+        jobs.append((_job_folder(full, combo, num, folders, group_keys) if multirun else None,
+                     None if num in failed else cfg))
+    if failed and len(failed) == len(jobs):  # no job can run: nothing to record, one line as for one run
+        raise UserError(failed[min(failed)])
+    return jobs, failed
+
+
+def _check_config(cfg) -> None:
+    validate(cfg)
+    _check_device(cfg.device.name)
+    check_memory(cfg)
+    if "data_root" in cfg.task and not cfg.task.data_root:
+        from .data import check_data_env
+
+        check_data_env()
 
 
 def _check_folder_named(folder: str | None, key: str) -> None:
@@ -154,10 +184,16 @@ def _lock(folder: str | None):
 
 
 def _check_not_another_run(folder: str | None, cfg) -> None:
-    """Refuse now, before Hydra rewrites its `.hydra/`, a folder holding another config's complete run."""
+    """Refuse now, before Hydra rewrites its `.hydra/`, a folder holding another config's complete run
+    (any complete run, for a sweep's job that cannot run: `cfg` None; its failure is never
+    written over a complete run, so it would go unrecorded)."""
     from .experiment import refuse_other_config
+    from .results import is_finished, read_summary
 
-    if folder and cfg.resume:
+    if folder and cfg is None and is_finished(read_summary(folder)):
+        raise UserError(f"{folder} already holds a complete run, and the job of this sweep that would write there "
+                        "cannot run; choose another folder with hydra.sweep.dir=...")
+    if folder and cfg is not None and cfg.resume:
         refuse_other_config(folder, cfg)
 
 

@@ -159,7 +159,7 @@ def test_cli_refuses_non_finite_floats(value, tmp_path, capsys):
     (["task=bandit", "task.stepz=3"], "Key 'stepz' not in"),
     (["task=bandit", "seed=1.5"], "could not be converted to Integer"),
     (["task=bandit", "price=0,1"], "add -m"),
-    (["-m", "task=bandit", "price=0,-1"], "price=-1.0 is out of range"),
+    (["-m", "task=bandit", "price=-1,-2"], "price=-1.0 is out of range"),  # every job: one refusal
     (["-m", "--cfg", "job", "task=bandit"], "drop -m"),
     (["task=bandit", "hydra.run.dir=/proc/x"], "cannot write results under /proc/x"),
 ])
