@@ -43,12 +43,17 @@ def table(header: list[str], rows: list[list]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def load_words(loads: list[float]) -> str:
+    """The 1-minute load average's range, and what it means on this 2-core machine."""
+    return (f"1-minute load average {min(loads):.1f}–{max(loads):.1f} on 2 cores"
+            + (" (the machine was shared and busy: read the ratios)" if max(loads) > 2 else " (the machine was quiet)"))
+
+
 def machine_line(rows: list[dict]) -> str:
     loads = [float(r["load_avg_1m"]) for r in rows]
     r = rows[0]
     return (f"Measured {r['date']} on {r['cpu']} ({r['cpus']} cores), torch {r['torch']}, {r['threads']} "
-            f"thread(s), 1-minute load average {min(loads):.1f}–{max(loads):.1f} on 2 cores"
-            + (" (the machine was shared and busy).\n" if max(loads) > 2 else " (the machine was quiet).\n"))
+            f"thread(s), {load_words(loads)}.\n")
 
 
 def bench_core() -> str:
@@ -188,12 +193,24 @@ def bench_sampler() -> str:
     r, loads = rows[0], [float(x) for r in rows for x in (r["load_before"], r["load_after"])]
     return (table(["H", "before, ms", "min–max", "after, ms", "min–max", "speedup", "same tokens", "max log π diff"], out)
             + f"\nCPU time per call, medians of {r['repeats']} interleaved repeats, {r['threads']} thread, "
-              f"{r['cpu']}, torch {r['torch']}, 1-minute load average {min(loads):.1f}–{max(loads):.1f} on 2 cores "
-              "(the machine was shared and busy: read the ratios).\n")
+              f"{r['cpu']}, torch {r['torch']}, {load_words(loads)}.\n")
+
+
+def step_overhead() -> str:
+    """Each point below a goal, its realised / ideal split into the three factors that multiply to it."""
+    rows = read("step_overhead_cpu.csv")
+    out = [[r["case"], r["keep_rate"], r["k"], num(r["bound_ms"], 2), num(r["fb_k_ms"], 2), num(r["dgk_ms"], 2),
+            num(r["realised_over_ideal"], 2), num(r["fixed"], 2), num(r["compose"], 2), num(r["library"], 2),
+            num(r["dg_vs_plain"], 3), num(r["key_us"], 0)] for r in rows]
+    r = rows[0]
+    return (table(["case", "p", "k rows", "bound, ms", "fb_k, ms", "dgk, ms", "realised / ideal", "fixed", "compose",
+                   "library", "t(dg) / t(plain)", "key_us"], out)
+            + f"\nCPU time, medians of {r['rounds']} interleaved rounds, {r['threads']} thread, {r['cpu']}, "
+              f"torch {r['torch']}, {r['date']}, {load_words([float(x['load_avg_1m']) for x in rows])}.\n")
 
 
 RENDER = {"goals": goals, "bench-sampler": bench_sampler, "bench-core": bench_core, "bench-speed": bench_speed, "profile": profile, "profile-ops": profile_ops,
-          "bench-bf16": bench_bf16, "regime-sentence": regime_sentence}
+          "bench-bf16": bench_bf16, "regime-sentence": regime_sentence, "step-overhead": step_overhead}
 
 
 def render_file(text: str) -> tuple[str, list[str]]:
