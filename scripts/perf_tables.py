@@ -157,7 +157,7 @@ def goals() -> str:
         out.append(["DG-K (ρ = 3 %) no slower than PG at the MNIST default: training loop ratio ≤ 1.0",
                     f"{c:.3f} in CPU time, {v:.3f} in wall-clock (medians of {dgk['repeats']} interleaved "
                     f"runs' per-round ratios)", "met" if c <= 1.0 else "missed",
-                    "`python scripts/bench_core.py --tasks mnist ...` (Default runs)"])
+                    "`make bench` (`python scripts/bench_core.py`, Default runs)"])
     pts = [r for r in speed if float(r["ideal"]) >= 1.5 and not (r["task"] == "reversal" and r["gate_unit"] == "token")]
     miss = [r for r in pts if float(r["realised_over_ideal"]) < 0.85]
     where = "; ".join(f"{r['model']} × {r['batch']} {r['gate_unit']} p = {r['keep_rate']}: {float(r['realised_over_ideal']):.2f}"
