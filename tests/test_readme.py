@@ -86,6 +86,8 @@ SCRIPTS = {
                                                                  "--reference": ["1"]})
                                                 + ["task.eval_prompts=10"], []),
     "demo_numbers.py": lambda args: (args, [_opt(args, "--out") or "results/demo.csv"]),
+    # reads the committed curve tables (its defaults name them in the repository), writes --out
+    "form_compare.py": lambda args: (args, [_opt(args, "--out")] if _opt(args, "--out") else []),
     # ours only (the official code needs its own checkout and Python): one form, one method, 2 steps
     "egg_compare.py": lambda args: (_set_opts(_drop_opts(args, ("--egg", "--egg-python", "--only")),
                                               {"--steps": ["2"], "--seeds": ["0"], "--forms": ["official"],

@@ -299,9 +299,12 @@ def test_a_second_signal_ends_the_run_at_once_with_an_interrupted_summary(tmp_pa
 def test_a_stop_signal_before_the_run_steps_is_one_line_and_exit_130(tmp_path, sig):
     """While torch and Hydra are still being imported (the run's own handlers not yet there):
     one line and exit 130, not a KeyboardInterrupt traceback or a silent exit 143."""
+    # as from a terminal: a test run started as a shell's background job ignores SIGINT, and a
+    # child inherits that (an ignored signal stays ignored, by design: interrupt.py)
     proc = subprocess.Popen([sys.executable, "-m", "kondo_bench", "run", "task=bandit", "task.steps=5",
                              f"hydra.run.dir={tmp_path}/run"], cwd=tmp_path, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     status = Path(f"/proc/{proc.pid}/status")
     deadline = time.time() + 60
     while not int(re.search(r"SigCgt:\s*(\w+)", status.read_text()).group(1), 16) & (1 << (signal.SIGTERM - 1)):
