@@ -22,6 +22,8 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from perf_tables import table  # noqa: E402  (the Markdown table the performance pages use)
 
 
 def at_step(path: Path, step: int) -> dict[str, dict]:
@@ -53,11 +55,6 @@ def compare(default: dict[str, dict], official: dict[str, dict]) -> tuple[list[l
     per_series = [[s, len(rs), f"{med['default'][s]:.2e}", rank["default"][s], f"{med['official'][s]:.2e}",
                    rank["official"][s]] for s, rs in sorted(by_series.items())]
     return per_run, per_series
-
-
-def table(header: list[str], rows: list[list]) -> str:
-    return "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-                     + ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]) + "\n"
 
 
 def main(argv=None) -> int:
