@@ -20,7 +20,7 @@ from hydra.types import RunMode
 
 from .config import register
 from .errors import UserError
-from .faults import disk_full, guard_hydra_writes, guard_joblib_pool
+from .faults import guard_hydra_writes, guard_joblib_pool
 from .jobfault import announce, job_fault, record  # its import guards each sweep job's composition
 
 USAGE = """usage: kondo-bench COMMAND [ARGS]
@@ -207,46 +207,12 @@ def _remove_if_not_a_run(out_dir: str) -> None:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def report_failed_jobs(sweep_dir: str | None, since: float, jobs: int) -> int:
-    """At a sweep's end: how many of its jobs failed, which, and the first error. Read from the
-    jobs' summaries (written since `since`), so it holds for every launcher."""
-    from .results import read_summary
-    from .sweepplan import _overrides, job_dirs, never_started
-
-    if not sweep_dir or not Path(sweep_dir).is_dir():
-        return 0
-    failed, jobs_seen = [], job_dirs(sweep_dir)
-    for job in jobs_seen:
-        summary_file = job / "summary.json"
-        if summary_file.is_file() and summary_file.stat().st_mtime >= since:
-            summary = read_summary(job) or {}
-            if summary.get("status") == "failed":
-                failed.append((job, summary.get("error")))
-        elif not summary_file.is_file() and job != Path(sweep_dir):
-            failed.append((job, "it ended without a summary (killed?)"))
-    unstarted = never_started(Path(sweep_dir), jobs_seen)
-    if (failed or unstarted) and (full := disk_full(sweep_dir)):  # jobs' records are missing: say why, once
-        print(f"kondo-bench: error: the disk holding {sweep_dir} is full ({full} free), so jobs could not write "
-              f"their results; free some space and run the same command again (finished jobs are skipped)",
-              file=sys.stderr)
-        return 1
-    if unstarted:
-        print(f"kondo-bench: error: {len(unstarted)} of {jobs} jobs never started (the first: "
-              f"{' '.join(unstarted[0][1])}); `kondo-bench summarize {sweep_dir}` lists them", file=sys.stderr)
-    if not failed:
-        return 1 if unstarted else 0
-    names = [f"{job.relative_to(sweep_dir)} ({' '.join(f'{k}={v}' for k, v in _overrides(job))})"
-             for job, _ in failed]
-    print(f"kondo-bench: error: {len(failed)} of {jobs} jobs failed: {', '.join(names)}; the first error: "
-          f"{failed[0][1]}; `kondo-bench summarize {sweep_dir}` lists them", file=sys.stderr)
-    return 1
-
-
 def run_main(rest: list[str]) -> int:
     """`kondo-bench run`: every refusal first, then Hydra; a sweep's exit status says how it
     ended: 0 every job complete (or skipped), 1 a job failed or never ran, 2 refused before
     anything ran, 130 stopped by a signal."""
     from .preflight import check_run
+    from .sweepreport import report_failed_jobs
     from .sweepstop import SweepStopper, clear, shut_down_workers, stopped
 
     started = time.time()

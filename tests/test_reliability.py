@@ -3,6 +3,7 @@
 import contextlib
 import io
 import json
+import os
 import re
 import signal
 import subprocess
@@ -316,3 +317,25 @@ def test_a_stop_signal_before_the_run_steps_is_one_line_and_exit_130(tmp_path, s
     assert err == f"kondo-bench: stopped by {sig.name}; run the same command again to continue (finished runs " \
                   "are skipped)\n", err
     assert not (tmp_path / "run" / "summary.json").exists()
+
+
+def test_a_folder_an_earlier_command_left_without_a_summary_is_not_this_sweeps_failure(tmp_path):
+    """A search's sweep folder keeps the job a killed earlier command left half-run; a later
+    command that launches other jobs there must not report it as one of its own failures."""
+    from kondo_bench.sweepreport import report_failed_jobs
+
+    sweep = tmp_path / "sweep"
+    res = kb("run", "-m", "task=bandit", "task.steps=20", "seed=0,1", f"hydra.sweep.dir={sweep}", cwd=tmp_path)
+    assert res.returncode == 0, res.stderr
+    (sweep / "1" / "summary.json").unlink()  # job 1 was killed by an earlier command
+    old = time.time() - 3600
+    for f in [sweep / "1", *(sweep / "1").iterdir(), *(sweep / "1" / ".hydra").iterdir()]:
+        os.utime(f, (old, old))
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err):
+        assert report_failed_jobs(str(sweep), time.time() - 60, 1) == 0  # this command launched job 0 only
+    assert err.getvalue() == ""
+    (sweep / "1" / "metrics.jsonl").touch()  # ... but a job this command ran and lost is reported
+    with contextlib.redirect_stderr(err):
+        assert report_failed_jobs(str(sweep), time.time() - 60, 2) == 1
+    assert "1 of 2 jobs failed: 1 (" in err.getvalue() and "killed?" in err.getvalue()
