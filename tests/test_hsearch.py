@@ -60,6 +60,20 @@ def test_the_search_doubles_then_bisects(results, start, top, expected):
     assert hsearch.next_horizons(results, start, top) == expected
 
 
+
+@pytest.mark.parametrize("results, coarse, exact", [
+    ({32: True, 64: False}, [48], [48]),  # bracket 32 wide: bisect
+    ({32: True, 64: False, 48: False}, [40], [40]),  # 16 > 32 / 8
+    ({32: True, 64: False, 48: False, 40: False}, [36], [36]),  # 8 > 4
+    ({32: True, 64: False, 48: False, 40: False, 36: False}, [], [34]),  # [32, 36): within 1/8 of 32
+    ({4: True, 8: False}, [6], [6]),  # short horizons are still pinned exactly (1/8 of 4 rounds to 0)
+    ({4: True, 8: False, 6: True, 7: False}, [], []),
+])
+def test_a_coarser_search_stops_when_the_bracket_is_within_its_resolution(results, coarse, exact):
+    assert hsearch.next_horizons(results, 4, 128, resolution=1 / 8) == coarse
+    assert hsearch.next_horizons(results, 4, 128) == exact
+
+
 def test_hstar_and_the_monotonicity_it_assumes():
     results = {10: True, 20: False, 15: True, 17: False, 16: True}
     assert hsearch.hstar_of(results) == 16 and hsearch.violations(results) == []

@@ -8,7 +8,9 @@ seed, only the horizons that narrow its H* down:
 1. start at a horizon the series is expected to solve (`start`);
 2. while everything run so far is solved, double the largest solved H (up to `top`);
 3. once a horizon fails, bisect between the largest solved H below the smallest failed H
-   (`lo`) and that failed H (`hi`) until they are adjacent: H* = lo;
+   (`lo`) and that failed H (`hi`) until they are adjacent, or until `hi - lo` is within the
+   search's relative `resolution` of `lo` (1/8: H* to within 12.5 %, [32, 36) rather than
+   exactly): H* = lo, the largest H known solved, so a coarser search reads H* low, never high;
 4. if the start itself fails, halve downward until something is solved (or H = 1 fails).
 
 It assumes **monotonicity**: a seed that solves H within the budget solves every shorter H.
@@ -46,9 +48,10 @@ def outcome(summary: dict | None, threshold: float) -> bool | None:
     return best is not None and best < threshold
 
 
-def next_horizons(results: dict[int, bool], start: int, top: int) -> list[int]:
+def next_horizons(results: dict[int, bool], start: int, top: int, resolution: float = 0.0) -> list[int]:
     """The horizons to run next for one series and seed, given its finished ones (H -> solved);
-    [] when its H* is pinned down (or `top` is solved: H* >= top, the search's ceiling)."""
+    [] when its H* is pinned down to within `resolution` × H* (0: exactly), or `top` is solved
+    (H* >= top, the search's ceiling)."""
     if not results:
         return [start]
     solved = [h for h, ok in results.items() if ok]
@@ -61,7 +64,7 @@ def next_horizons(results: dict[int, bool], start: int, top: int) -> list[int]:
     if not below:  # nothing solved under the smallest failure: look lower
         return [] if hi <= 1 else [max(1, hi // 2)]
     lo = max(below)
-    return [] if hi - lo <= 1 else [(lo + hi) // 2]
+    return [] if hi - lo <= max(1, int(resolution * lo)) else [(lo + hi) // 2]
 
 
 def hstar_of(results: dict[int, bool]) -> int:
@@ -86,6 +89,7 @@ class Search:
     top: int
     threshold: float
     check: bool = True  # seed 0 also runs H* - 1 once its H* is known
+    resolution: float = 0.0  # stop bisecting when the bracket [H*, first failure) is this close (relative)
 
     def groups(self, jobs: list[tuple[dict, str]]) -> dict[tuple, dict[int, str]]:
         """(the job's overrides but the horizon) -> {H: job folder name}."""
@@ -104,7 +108,7 @@ class Search:
         for rest, by_h in self.groups(jobs).items():
             results = self.results(by_h, finished)
             chosen |= {by_h[h] for h in results}  # drawn
-            todo = next_horizons(results, self.start, self.top)
+            todo = next_horizons(results, self.start, self.top, self.resolution)
             if not todo and self.check and dict(rest).get("seed") == "0" and (h := hstar_of(results)) > 1:
                 todo = [h - 1] if h - 1 not in results else []
             chosen |= {by_h[h] for h in todo if h in by_h}
@@ -120,5 +124,5 @@ class Search:
         for rest, by_h in self.groups(jobs).items():
             results = self.results(by_h, finished)
             rows.append({**dict(rest), "tried": dict(sorted(results.items())), "hstar": hstar_of(results),
-                         "next": next_horizons(results, self.start, self.top), "violations": violations(results)})
+                         "next": next_horizons(results, self.start, self.top, self.resolution), "violations": violations(results)})
         return rows
