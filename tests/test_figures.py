@@ -39,7 +39,7 @@ def test_registry_lists_every_figure_module_and_nothing_imports_in_a_circle():
     from pathlib import Path
 
     folder = Path(figures.__file__).parent
-    machinery = {"core", "jobs", "done", "store", "command", "common", "hsearch"}
+    machinery = {"core", "jobs", "done", "store", "command", "common", "hsearch", "hstar_tables"}
     modules = {p.stem for p in folder.glob("*.py")} - machinery - {"__init__"}
     assert {m.__name__.rsplit(".", 1)[1] for m in figures.MODULES} == modules
     assert list(figures.FIGURES)[:4] == ["bandit", "mnist", "speedup", "reversal"]
@@ -243,7 +243,9 @@ def test_hstar_is_the_largest_h_solved_by_each_budget_averaged_over_seeds(tmp_pa
     assert sorted(back["budget"].unique()) == [10, 20, 30] and back["hstar"].tolist() == table["hstar"].tolist()
 
     data = figures.FigureData("hstar", figures.SCALES["test"], tmp_path, runs, curves, pd.DataFrame())
-    assert [p.suffix for p in hstar.draw(data)] == [".png", ".pdf"]
+    # the figure, and beside it H* per seed with its bracket (no PG here: no gains table)
+    assert [p.suffix for p in hstar.draw(data)] == [".png", ".pdf", ".csv", ".md"]
+    assert "| per_seed |" in (tmp_path / "hstar_seeds.md").read_text()
     assert data.notes == ["DG: H* = 5 ± 1 (n = 2) at 300 forward samples; the paper: 26.5 at 1 M",
                           # seed 1 never solved H = 4 but solved H = 6: what the search's bisection assumes away
                           "DG, seed 1: failed H = 4 but solved H = 6 (monotonicity does not hold here; 1 such pair(s))"]

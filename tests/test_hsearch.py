@@ -130,7 +130,7 @@ def test_figures_proposes_the_next_stage_from_finished_records(tmp_path):
 
 def test_gains_against_difficulty_compare_each_series_with_pg_where_both_solved():
     import pandas as pd
-    from kondo_bench.figures.hstar import gains_table, markdown
+    from kondo_bench.figures.hstar_tables import gains_table, markdown
 
     def run(label, seed, h, rows):  # (forward samples, backward tokens, quality) at each evaluation
         return [{"label": label, "seed": seed, "task.horizon": h, "forward_samples": f, "backward_units": b,
@@ -153,6 +153,24 @@ def test_gains_against_difficulty_compare_each_series_with_pg_where_both_solved(
     text = markdown(t.reset_index())
     assert text.splitlines()[0].startswith("| series | H | solved |") and "| – |" in text
 
+
+
+def test_hstar_per_seed_is_bracketed_by_the_smallest_failure_and_averaged_over_seeds():
+    import pandas as pd
+    from kondo_bench.figures.hstar_tables import brackets
+
+    def run(label, seed, h, quality):  # one evaluation: solved when quality < 0.25 (reward > 0.75)
+        return {"label": label, "seed": seed, "task.horizon": h, "forward_samples": 1000, "backward_units": 1000,
+                "quality": quality}
+
+    curves = pd.DataFrame([run("DG", 0, 16, 0.1), run("DG", 0, 32, 0.4), run("DG", 0, 24, 0.2),
+                           run("DG", 1, 16, 0.1), run("DG", 1, 32, 0.1),  # nothing failed: a lower bound
+                           run("PG", 0, 8, 0.6), run("PG", 0, 4, 0.1), run("PG", 0, 6, 0.3)])
+    t = brackets(curves, {"DG": 26.5}).set_index("series")
+    assert t.loc["DG", "per_seed"] == "0: 24 [< 32], 1: 32 (none failed)"
+    assert t.loc["DG", "hstar_mean"] == 28 and t.loc["DG", "hstar_se"] == pytest.approx(4)
+    assert t.loc["DG", "paper"] == 26.5 and pd.isna(t.loc["PG", "paper"])
+    assert t.loc["PG", "per_seed"] == "0: 4 [< 6]" and t.loc["PG", "seeds"] == 1 and pd.isna(t.loc["PG", "hstar_se"])
 
 def test_a_dry_run_lists_each_searching_sweeps_next_jobs_and_sweep_picks_some(tmp_path, capsys):
     from kondo_bench.cli import main

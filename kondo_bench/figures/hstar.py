@@ -30,11 +30,23 @@ from ..sweeps import series_keys
 from .common import config_values, panels, seeds_text
 from .core import Figure, FigureData, Scale, Sweep
 from .hsearch import Search, violations
+from .hstar_tables import THRESHOLD, brackets, budget_column, first_solved, gains_table, markdown
 
-THRESHOLD = 0.75  # reward above which an H counts as solved (the paper's)
 # The paper's H* within 1 M forward samples (read off its Fig 10, about ±0.5), by (method, gate)
 PAPER = {("dgk", "topk"): 29, ("dgk", "price"): 28, ("dg", "none"): 26.5, ("pmpo", "none"): 18,
          ("pg", "none"): 17, ("ppo", "none"): 17}
+# Which ρ-gate the paper's "DG-K (ρ = 3 %)" is remains open (the gateform study): its value
+# marks both candidate forms, the hard top-k and the Bernoulli (quantile) gate
+PAPER[("dgk", "quantile")] = PAPER[("dgk", "topk")]
+
+
+def paper_value(row) -> float | None:
+    """The paper's H* for a series (a row of `styles`), None where it has none: a gate on
+    another signal than delight (the random gate) is a baseline of ours, not the paper's DG-K."""
+    signal = row.get("method.signal")
+    if isinstance(signal, str) and signal != "delight":
+        return None
+    return PAPER.get((row["method"], row["gate"]))
 # The horizons, steps (100 episodes each), evaluation interval and seeds at each scale
 GRID = {"test": ("2,4", 10, 5, 1),
         "quick": ("3,5,7,9", 300, 25, 1),  # CPU minutes (PPO, with its 4 epochs, takes half)
@@ -97,14 +109,6 @@ def keys_without_horizon(runs: pd.DataFrame) -> list[str]:
     return [k for k in series_keys(runs) if k != "task.horizon"]
 
 
-def budget_column(curves: pd.DataFrame, x: str) -> pd.Series:
-    """The budget spent by each row: forward samples, or backward passes (kept tokens / H:
-    the paper's count, one pass per sequence's worth of tokens)."""
-    if x == "backward_passes":
-        return curves["backward_units"] / curves["task.horizon"].astype(float)
-    return curves[x].astype(float)
-
-
 def hstar_table(curves: pd.DataFrame, keys: list[str], x: str = "forward_samples",
                 threshold: float = THRESHOLD) -> pd.DataFrame:
     """H* of each configuration and seed at every budget where it can change: one row per
@@ -124,44 +128,6 @@ def hstar_table(curves: pd.DataFrame, keys: list[str], x: str = "forward_samples
     return pd.DataFrame(rows, columns=[*keys, "seed", "budget", "hstar"])
 
 
-COST_RATIOS = (0, 1, 2, 4, 8)  # c, a backward pass's cost in forward passes (the paper's Fig 3 sweeps 0-8)
-
-
-def first_solved(curves: pd.DataFrame, threshold: float = THRESHOLD) -> pd.DataFrame:
-    """One row per run (label, seed, H): whether it solved H (reward 1 - quality above the
-    threshold at some evaluation) and the forward samples and backward passes (kept tokens / H)
-    spent by the first evaluation that did. A run stopped once solved ends there."""
-    c = curves.assign(H=curves["task.horizon"].astype(int), ok=1 - curves["quality"].astype(float) > threshold,
-                      backward_passes=budget_column(curves, "backward_passes"),
-                      forward=curves["forward_samples"].astype(float))
-    rows = []
-    for (label, seed, h), g in c.groupby(["label", "seed", "H"], sort=True):
-        hit = g[g["ok"]].sort_values("forward")
-        rows.append({"label": label, "seed": seed, "H": h, "solved": len(hit) > 0,
-                     "forward_samples": hit["forward"].iloc[0] if len(hit) else np.nan,
-                     "backward_passes": hit["backward_passes"].iloc[0] if len(hit) else np.nan})
-    return pd.DataFrame(rows, columns=["label", "seed", "H", "solved", "forward_samples", "backward_passes"])
-
-
-def gains_table(curves: pd.DataFrame, threshold: float = THRESHOLD, reference: str = "PG") -> pd.DataFrame:
-    """Gains against difficulty: for each series (`label`) and H, the seeds that solved it, the
-    mean forward samples and backward passes they took to reach the threshold, and the compute
-    speedup over the reference series at each cost ratio c,
-        S(c) = (F_ref + c * B_ref) / (F + c * B),
-    where both solved that H (means over their solved seeds)."""
-    runs = first_solved(curves, threshold)
-    g = runs.groupby(["label", "H"], sort=True)
-    table = pd.DataFrame({"solved": g["solved"].sum().astype(int).astype(str) + "/" + g["solved"].size().astype(str),
-                          "forward_samples": g["forward_samples"].mean(),
-                          "backward_passes": g["backward_passes"].mean()}).reset_index()
-    table = table.rename(columns={"label": "series"})
-    ref = table[table["series"] == reference].set_index("H")
-    for c in COST_RATIOS:
-        cost = table["forward_samples"] + c * table["backward_passes"]
-        table[f"speedup_c{c}"] = table["H"].map(ref["forward_samples"] + c * ref["backward_passes"]) / cost
-    return table
-
-
 def hstar_mean(table: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
     """Mean and s.e. over seeds of H* at each budget."""
     g = table.groupby([*keys, "budget"], dropna=False, sort=False)["hstar"]
@@ -176,6 +142,7 @@ def draw(d: FigureData) -> list[Path]:
     look = styles(d.runs.drop_duplicates(keys)[keys].reset_index(drop=True), keys)  # label, colour per method
     curves = d.curves.merge(look[[*keys, "label"]], on=keys, how="left")
     grid = sorted(d.runs["task.horizon"].astype(int).unique())
+    full = float(curves["forward_samples"].max())  # the budget: what a run that never solved spent
     axes, plt = panels(2, 6.2)
     for ax, (x, xlabel) in zip(axes, (("forward_samples", "forward samples"),
                                       ("backward_passes", "backward passes (kept tokens / H)"))):
@@ -185,22 +152,24 @@ def draw(d: FigureData) -> list[Path]:
             budget, h, se = m["budget"].to_numpy(float), m["mean"].to_numpy(float), np.nan_to_num(m["sem"])
             if not len(m):
                 continue
+            if x == "forward_samples" and budget[-1] < full:  # solved runs stop early; H* holds to the budget's end
+                budget, h, se = np.append(budget, full), np.append(h, h[-1]), np.append(se, se[-1])
             ax.step(budget, h, where="post", color=r["color"], lw=1.6, label=r["label"])
             ax.fill_between(budget, h - se, h + se, step="post", color=r["color"], alpha=0.15, lw=0)
-            paper = PAPER.get((r["method"], r["gate"]))
+            paper = paper_value(r)
             if x == "forward_samples":
                 n = int(m["size"].iloc[-1])
                 d.notes.append(f"{r['label']}: H* = {h[-1]:.3g}" + (f" ± {se[-1]:.2g}" if n > 1 else "")
                                + f" (n = {n}) at {budget[-1]:,.0f} forward samples"
                                + (f"; the paper: {paper:g} at 1 M" if paper is not None else ""))
         if x == "forward_samples":  # the paper's values, at its budget of 1 M forward samples
-            for i, (_, r) in enumerate(look[[(m, g) in PAPER for m, g in zip(look["method"], look["gate"])]]
-                                       .drop_duplicates(["method", "gate"]).iterrows()):
-                ax.plot(1e6, PAPER[(r["method"], r["gate"])], "x", color=r["color"], ms=8, mew=2,
+            marked = look[[paper_value(r) is not None for _, r in look.iterrows()]]
+            for i, (_, r) in enumerate(marked.iterrows()):
+                ax.plot(1e6, paper_value(r), "x", color=r["color"], ms=8, mew=2,
                         label="the paper at 1 M (read off Fig 10)" if i == 0 else None)
         ax.axhline(grid[-1], color="0.6", ls=":", lw=0.8)
-        ax.annotate(f"largest H run: {grid[-1]}", (0.01, grid[-1]), xycoords=("axes fraction", "data"),
-                    xytext=(0, 3), textcoords="offset points", fontsize=7, color="0.4")
+        ax.annotate(f"largest H run: {grid[-1]}", (0.99, grid[-1]), xycoords=("axes fraction", "data"),
+                    xytext=(0, 3), textcoords="offset points", fontsize=7, color="0.4", ha="right")
         ax.set_xscale("log")
         ax.set_xlabel(xlabel)
         ax.set_ylabel(f"H* (longest H with reward > {THRESHOLD:g})")
@@ -209,16 +178,26 @@ def draw(d: FigureData) -> list[Path]:
     axes[0].legend(fontsize=8, loc="upper left")
     steps = max(int(v) for v in d.runs["steps"])
     names = ", ".join(dict.fromkeys(METHOD_NAMES.get(m, m) for m in look["method"]))
-    plt.gcf().suptitle(f"H* (Fig 10): token reversal, M = {config_values(d.runs, 'task.vocab')}, H in "
+    form = "the official code's network, " if config_values(d.runs, "task.init") == "flax" else ""
+    plt.gcf().suptitle(f"H* (Fig 10): token reversal, {form}M = {config_values(d.runs, 'task.vocab')}, H in "
                        f"{{{', '.join(map(str, grid))}}}, {steps:,} steps × 100 episodes ({names}); "
                        f"mean over {seeds_text(d.runs)} seeds ± 1 s.e.", fontsize=11)
-    return save(plt.gcf(), d.stem()) + difficulty(d, curves)
+    paper = {r["label"]: paper_value(r) for _, r in look.iterrows() if paper_value(r) is not None}
+    return save(plt.gcf(), d.stem()) + difficulty(d, curves, paper)
 
 
-def difficulty(d: FigureData, curves: pd.DataFrame) -> list[Path]:
-    """The gains-against-difficulty table beside the figure, and any seed whose runs contradict
-    the monotonicity the search assumes (it failed a shorter H than one it solved)."""
+def difficulty(d: FigureData, curves: pd.DataFrame, paper: dict[str, float]) -> list[Path]:
+    """The tables beside the figure: H* per series and seed with its bracket (`_seeds`), the
+    gains against difficulty (`_gains`), and any seed whose runs contradict the monotonicity
+    the search assumes (it failed a shorter H than one it solved)."""
     from ..summarize import write_table
+
+    table = brackets(curves, paper)
+    written = write_table(table, d.stem("_seeds"))[:1]
+    d.stem("_seeds").with_suffix(".md").write_text(
+        markdown(table) + "\nH\\* per seed: the largest H solved below the smallest H failed (the bracket's top, "
+        "`[< H]`; \"none failed\": H\\* is a lower bound), within the runs' budget.\n")
+    written.append(d.stem("_seeds").with_suffix(".md"))
 
     for (label, seed), g in first_solved(curves).groupby(["label", "seed"]):
         bad = violations(dict(zip(g["H"], g["solved"])))
@@ -226,21 +205,12 @@ def difficulty(d: FigureData, curves: pd.DataFrame) -> list[Path]:
             d.notes.append(f"{label}, seed {seed}: failed H = {bad[0][0]} but solved H = {bad[0][1]} "
                            f"(monotonicity does not hold here; {len(bad)} such pair(s))")
     if "PG" not in set(curves["label"]):
-        return []
+        return written
     table = gains_table(curves)
-    written = write_table(table, d.stem("_gains"))[:1]
+    written += write_table(table, d.stem("_gains"))[:1]
     md = d.stem("_gains").with_suffix(".md")
     md.write_text(markdown(table))
     return written + [md]
-
-
-def markdown(table: pd.DataFrame) -> str:
-    """A plain Markdown table, floats to 3 significant digits, NaN as a dash."""
-    def cell(v):
-        return "–" if isinstance(v, float) and np.isnan(v) else f"{v:.3g}" if isinstance(v, float) else str(v)
-    lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(index=False)]
-    return "\n".join(lines) + "\n"
 
 
 FIGURE = Figure("hstar", "Fig 10: H*, the longest reversal horizon solved (reward > 0.75), against forward and "
