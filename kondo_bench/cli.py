@@ -123,8 +123,9 @@ def _in_child(cfg, out_dir: str) -> None:
 
 
 def _die_with(parent: int) -> None:
-    """A job's process gets SIGTERM when its worker dies (Linux), so that it ends 'interrupted'
-    rather than run on as an orphan nobody waits for."""
+    """This process gets SIGTERM when `parent` dies (Linux): a job's process when its worker dies,
+    a sweep's when the `figures` reading it does, so that it ends 'interrupted' rather than run
+    on as an orphan nobody waits for."""
     try:
         import ctypes
         import signal
@@ -216,8 +217,10 @@ def run_main(rest: list[str]) -> int:
     from .interrupt import say
     from .preflight import check_run
     from .sweepreport import report_failed_jobs
-    from .sweepstop import SweepStopper, clear, shut_down_workers, stopped
+    from .sweepstop import DIE_WITH_ENV, SweepStopper, clear, shut_down_workers, stopped
 
+    if parent := os.environ.pop(DIE_WITH_ENV, None):  # a sweep of `figures`: no orphan should it die
+        _die_with(int(parent))
     started = time.time()
     try:
         plan = check_run(rest)  # every refusal happens here, before Hydra makes a folder
