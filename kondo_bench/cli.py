@@ -123,8 +123,9 @@ def _in_child(cfg, out_dir: str) -> None:
 
 
 def _die_with(parent: int) -> None:
-    """A job's process gets SIGTERM when its worker dies (Linux), so that it ends 'interrupted'
-    rather than run on as an orphan nobody waits for."""
+    """This process gets SIGTERM when `parent` dies (Linux): a job's process when its worker dies,
+    a sweep's when the `figures` reading it does, so that it ends 'interrupted' rather than run
+    on as an orphan nobody waits for."""
     try:
         import ctypes
         import signal
@@ -141,6 +142,7 @@ def _job(cfg, out_dir: str, multirun: bool, hydra_cfg) -> float | None:
     and costs this job only."""
     from .faults import as_user_error, describe, job_failed
     from .folderlock import FolderBusy
+    from .interrupt import say
     from .sweepstop import in_parent, mark_stopped
     from .experiment import run_experiment
 
@@ -158,32 +160,33 @@ def _job(cfg, out_dir: str, multirun: bool, hydra_cfg) -> float | None:
             _report(e)
         if not isinstance(e, FolderBusy):
             job_failed(out_dir, cfg, str(e))  # this job's fault costs this job only: the sweep goes on
-        print(f"kondo-bench: error: job {shown} failed: {e}", file=sys.stderr)
+        say(f"kondo-bench: error: job {shown} failed: {e}", sys.stderr)
         return None
     except Exception as e:  # noqa: BLE001 - in a sweep, an unexpected error costs its job only
         if not multirun:
             raise
         line = describe(e, out_dir) or f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e).strip() else ''}"
         job_failed(out_dir, cfg, line, exc=e)
-        print(f"kondo-bench: error: job {shown} failed: {line} (traceback in {shown}/error.txt)", file=sys.stderr)
+        say(f"kondo-bench: error: job {shown} failed: {line} (traceback in {shown}/error.txt)", sys.stderr)
         return None
     if summary.get("skipped"):
-        print(f"skipped: {shown} already holds a {summary['status']} run of this config (resume=false reruns it)")
+        say(f"skipped: {shown} already holds a {summary['status']} run of this config (resume=false reruns it)")
         return summary["final_quality"]
     if summary["status"] == "failed":
-        print(f"kondo-bench: error: run failed: {summary['error']}; partial metrics and a failed summary "
-              f"are in {shown}", file=sys.stderr)
+        say(f"kondo-bench: error: run failed: {summary['error']}; partial metrics and a failed summary "
+            f"are in {shown}", sys.stderr)
         if not multirun:
             sys.exit(1)
         return None  # a sweep goes on to its next job
+    stop = summary["status"] == "interrupted"
+    if stop and multirun:  # before the line: nothing it costs may start the jobs not yet begun
+        mark_stopped(sweep_dir, "a signal" if in_parent() else "a signal to one of its jobs")
     q = summary["final_quality"]
-    print(f"{summary['status']}: {summary['quality_metric']}={q if q is None else f'{q:.4g}'} "
-          f"after {summary['steps']} steps; backward samples {summary['backward_samples']:,} "
-          f"of {summary['forward_samples']:,} screened; {summary['wall_seconds']:.1f} s; results in {shown}")
-    if summary["status"] == "interrupted":
-        if not multirun or in_parent():
-            sys.exit(130)  # the basic launcher: the sweep ends with this job
-        mark_stopped(sweep_dir, "a signal to one of its jobs")  # a worker: the jobs not yet begun do not start
+    say(f"{summary['status']}: {summary['quality_metric']}={q if q is None else f'{q:.4g}'} "
+        f"after {summary['steps']} steps; backward samples {summary['backward_samples']:,} "
+        f"of {summary['forward_samples']:,} screened; {summary['wall_seconds']:.1f} s; results in {shown}")
+    if stop and (not multirun or in_parent()):
+        sys.exit(130)  # the basic launcher: the sweep ends with this job (a worker's marked the sweep stopped)
     return q
 
 
@@ -211,10 +214,13 @@ def run_main(rest: list[str]) -> int:
     """`kondo-bench run`: every refusal first, then Hydra; a sweep's exit status says how it
     ended: 0 every job complete (or skipped), 1 a job failed or never ran, 2 refused before
     anything ran, 130 stopped by a signal."""
+    from .interrupt import say
     from .preflight import check_run
     from .sweepreport import report_failed_jobs
-    from .sweepstop import SweepStopper, clear, shut_down_workers, stopped
+    from .sweepstop import DIE_WITH_ENV, SweepStopper, clear, shut_down_workers, stopped
 
+    if parent := os.environ.pop(DIE_WITH_ENV, None):  # a sweep of `figures`: no orphan should it die
+        _die_with(int(parent))
     started = time.time()
     try:
         plan = check_run(rest)  # every refusal happens here, before Hydra makes a folder
@@ -238,9 +244,9 @@ def run_main(rest: list[str]) -> int:
         if plan and plan.lock is not None:
             plan.lock.__exit__(None, None, None)
     if why := stopped(plan.sweep_dir):
-        print(f"kondo-bench: sweep stopped by {why}: its running jobs ended 'interrupted' and the rest did not "
-              f"start; run the same command again to continue (`kondo-bench summarize {plan.sweep_dir}` lists them)",
-              file=sys.stderr)
+        say(f"kondo-bench: sweep stopped by {why}: its running jobs ended 'interrupted' and the rest did not "
+            f"start; run the same command again to continue (`kondo-bench summarize {plan.sweep_dir}` lists them)",
+            sys.stderr)
         return 130
     return report_failed_jobs(plan.sweep_dir, started, plan.jobs)
 

@@ -12,6 +12,10 @@ RecursionError), and a library's bare `except:` may swallow it. Nothing is lost:
 stepped yet (or its summary is written), a run's folder without a summary is run again by
 the same command, and the folder lock goes with the process.
 
+`say` prints a command's outcome line so that a reader gone away with the signal (a killed
+`figures` reading a sweep's output) cannot turn the stop into a traceback or, in a sweep, into
+this job's error and the start of the next job.
+
 Light on purpose (no torch, no Hydra): it is installed before they are imported.
 """
 
@@ -42,3 +46,39 @@ def guarded(command: Callable[[], int]) -> int:
         if signal.getsignal(s) in (signal.default_int_handler, signal.SIG_DFL):
             signal.signal(s, _stop)
     return command()
+
+
+def say(line: str, stream=None) -> None:
+    """Print one line of a command's outcome (stdout unless `stream`). A reader that went away
+    (the `figures` process reading a sweep's output was killed, a pipe closed) costs the line
+    only: a run's folder holds all its line says, and what must follow the line (a sweep ending
+    with its interrupted job, exit 130) must not fail on it. Every standard stream whose reader
+    is gone then writes to /dev/null, so later lines, and the flush at exit, cannot fail either."""
+    stream = sys.stdout if stream is None else stream
+    try:
+        print(line, file=stream, flush=True)
+    except BrokenPipeError:
+        for s in {id(s): s for s in (stream, sys.stdout, sys.stderr)}.values():
+            if s is stream or _reader_gone(s):
+                _to_devnull(s)
+
+
+def _reader_gone(stream) -> bool:
+    """A pipe whose read end is closed polls as an error (Linux); anything else: assume read."""
+    import select
+
+    try:
+        poll = select.poll()
+        poll.register(stream.fileno(), select.POLLOUT)
+        return any(events & (select.POLLERR | select.POLLHUP) for _, events in poll.poll(0))
+    except (AttributeError, OSError, ValueError):  # no file descriptor (a test's capture), no poll
+        return False
+
+
+def _to_devnull(stream) -> None:
+    try:
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, stream.fileno())
+        os.close(null)
+    except (AttributeError, OSError, ValueError):  # no file descriptor: nothing to redirect
+        pass

@@ -28,6 +28,7 @@ from pathlib import Path
 STOPPED = ".kondo-bench.stopped"
 POLL = 0.3
 PARENT_ENV = "KONDO_BENCH_SWEEP_PARENT"  # the pid of the process that launched the sweep
+DIE_WITH_ENV = "KONDO_BENCH_DIE_WITH"  # a pid (`figures`): the sweep's process gets SIGTERM when it dies
 
 
 def stopped(sweep_dir) -> str | None:

@@ -3,6 +3,7 @@ import signal
 import subprocess
 from contextlib import contextmanager
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -61,6 +62,41 @@ def sigterm_at_evaluation(task_cls, n: int):
     with pytest.MonkeyPatch.context() as m:
         m.setattr(task_cls, "evaluate", evaluate)
         yield
+
+
+# ---------------------------------------------------------------- processes a test starts
+
+def wait_for(condition, timeout: float = 120) -> None:
+    """Poll until condition() holds; a deadline only so that a broken run fails instead of hanging."""
+    deadline = time.time() + timeout
+    while not condition():
+        assert time.time() < deadline, "timed out"
+        time.sleep(0.2)
+
+
+def descendants(pid: int) -> set[int]:
+    """Every live process under pid (children, their children, ...), from /proc."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    out, todo = set(), [pid]
+    while todo:
+        for c in children.get(todo.pop(), []):
+            out.add(c)
+            todo.append(c)
+    return out
+
+
+def alive(pid: int) -> bool:
+    """Whether the process runs (a zombie waiting for its parent does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
 
 
 # ---------------------------------------------------------------- MNIST as a fresh machine gets it

@@ -2,11 +2,15 @@
 
 import itertools
 import json
+import os
+import signal
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
 
-from conftest import needs_mnist
+from conftest import alive, descendants, needs_mnist, wait_for
 from kondo_bench import figures
 from kondo_bench.figures import common
 from kondo_bench.cli import main
@@ -39,7 +43,7 @@ def test_registry_lists_every_figure_module_and_nothing_imports_in_a_circle():
     from pathlib import Path
 
     folder = Path(figures.__file__).parent
-    machinery = {"core", "jobs", "done", "store", "command", "common", "hsearch", "hstar_tables"}
+    machinery = {"core", "jobs", "done", "store", "command", "common", "hsearch", "hstar_tables", "stop"}
     modules = {p.stem for p in folder.glob("*.py")} - machinery - {"__init__"}
     assert {m.__name__.rsplit(".", 1)[1] for m in figures.MODULES} == modules
     assert list(figures.FIGURES)[:4] == ["bandit", "mnist", "speedup", "reversal"]
@@ -267,3 +271,65 @@ def test_hstar_grid_runs_the_papers_methods():
     lam0 = config(next(j for j in sweeps["hstar-dgk-price0"]))
     assert lam0["method"]["eta"] == 0 and lam0["price"] == 0 and lam0["task"]["vocab"] == 2
     assert len(grid("hstar", "test")["hstar-ungated"]) == 4 * 2  # four methods x H = 2, 4, one seed
+
+
+# ---- stopping `figures` while a sweep runs ----
+
+def _stopped_figures(tmp_path, sig, wait: bool = False):
+    """`figures` on the bandit's two-job sweep, `sig` sent to its process alone (`kill PID`, not to
+    its process group) while the sweep's first job steps. Returns the command, the result of
+    `figures`, the sweep's two job folders and the processes under `figures` still alive as it
+    ended; with `wait`, waits for those to end too. Any still alive then is killed, so that a
+    failing run leaves nothing running."""
+    cmd = [sys.executable, "-m", "kondo_bench", "figures", "--scale", "test", "--only", "bandit", "--sweep",
+           "bandit-ungated", "--seeds", "1", "--out", str(tmp_path), "task.steps=5000", "task.eval_every=100",
+           "device.threads=1"]
+    runs = tmp_path / "test" / "runs" / "bandit-ungated"
+    first, second = runs / "method=pg,seed=0", runs / "method=dg,seed=0"  # the sweep's jobs, in its order
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    children = set()
+    try:
+        wait_for(lambda: (first / "metrics.jsonl").exists() and (first / "metrics.jsonl").stat().st_size)
+        children = descendants(proc.pid)
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=120)
+        left = [p for p in children if alive(p)]
+        if wait:
+            wait_for(lambda: not any(alive(p) for p in children))
+    finally:
+        proc.kill()
+        for p in children:
+            if alive(p):
+                os.kill(p, signal.SIGKILL)
+    assert children, "no sweep process was seen"
+    return cmd, subprocess.CompletedProcess(cmd, proc.returncode, out, err), (first, second), left
+
+
+def test_a_stop_signal_to_figures_stops_its_sweep_and_the_same_command_continues(tmp_path):
+    """SIGTERM to `figures` while a sweep's job runs: the signal is passed on to the sweep, whose
+    running job ends "interrupted" and whose later jobs do not start; `figures` waits for it (no
+    process outlives it) and exits 130 in one line. The same command then runs what is missing
+    and draws the figure."""
+    cmd, res, (first, second), left = _stopped_figures(tmp_path, signal.SIGTERM)
+    assert not left, f"processes outlived figures: {left}"
+    assert res.returncode == 130, res.stderr
+    assert res.stderr.splitlines()[-1] == (
+        "kondo-bench figures: stopped by SIGTERM: the running jobs ended 'interrupted' and the rest did not start; "
+        "run the same command again to continue (finished jobs are skipped)"), res.stderr
+    assert "Traceback" not in res.stdout + res.stderr
+    assert json.loads((first / "summary.json").read_text())["status"] == "interrupted"
+    assert not second.exists(), "the sweep's next job started"
+    again = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert [json.loads((j / "summary.json").read_text())["status"] for j in (first, second)] == ["complete"] * 2
+    assert (tmp_path / "test" / "bandit.png").exists() and "all figures done" in again.stdout
+
+
+def test_a_sweep_ends_its_running_job_when_figures_is_killed_outright(tmp_path):
+    """`kill -9` of `figures` (nothing of it runs to pass a signal on): its sweep gets SIGTERM from
+    the kernel and stops as if `figures` had passed one on, instead of running on as an orphan
+    whose outcome lines nobody reads."""
+    _, res, (first, second), _ = _stopped_figures(tmp_path, signal.SIGKILL, wait=True)
+    assert res.returncode == -signal.SIGKILL
+    assert json.loads((first / "summary.json").read_text())["status"] == "interrupted"
+    assert not second.exists(), "the sweep's next job started"

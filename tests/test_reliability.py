@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import kb, make_cfg, needs_mnist, sigterm_at_evaluation
+from conftest import kb, make_cfg, needs_mnist, sigterm_at_evaluation, wait_for
 from kondo_bench.errors import UserError
 from kondo_bench.summarize import summarize_main
 from kondo_bench.train import run_experiment
@@ -317,6 +317,31 @@ def test_a_stop_signal_before_the_run_steps_is_one_line_and_exit_130(tmp_path, s
     assert err == f"kondo-bench: stopped by {sig.name}; run the same command again to continue (finished runs " \
                   "are skipped)\n", err
     assert not (tmp_path / "run" / "summary.json").exists()
+
+
+@pytest.mark.parametrize("unbuffered", [True, False])
+def test_a_sweep_whose_reader_went_away_ends_with_its_interrupted_job(tmp_path, unbuffered):
+    """A sweep's output read through a pipe (as `figures` reads it) by a reader that is gone
+    when a SIGTERM stops the first job: the job's outcome line cannot be written, and the sweep
+    must still end there (exit 130), not take the failed print for the job's fault and start
+    the next job. The run's folder holds what the line said."""
+    sweep = tmp_path / "sweep"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    proc = subprocess.Popen([sys.executable, "-m", "kondo_bench", "run", "-m", "task=bandit", "task.steps=10000000",
+                             "task.eval_every=100", "progress=false", "device.threads=1", "seed=0,1",
+                             f"hydra.sweep.dir={sweep}"], cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, env={**env, "PYTHONUNBUFFERED": "1"} if unbuffered else env)
+    try:
+        wait_for(lambda: (sweep / "0" / "metrics.jsonl").exists() and (sweep / "0" / "metrics.jsonl").stat().st_size)
+        proc.stdout.close()  # the reader goes away
+        proc.send_signal(signal.SIGTERM)
+        wait_for(lambda: proc.poll() is not None or (sweep / "1" / "metrics.jsonl").exists())
+    finally:
+        proc.kill()
+        proc.wait()
+    assert not (sweep / "1" / "metrics.jsonl").exists(), "the sweep started its next job"
+    assert proc.returncode == 130
+    assert summary(sweep / "0")["status"] == "interrupted"
 
 
 def test_a_folder_an_earlier_command_left_without_a_summary_is_not_this_sweeps_failure(tmp_path):

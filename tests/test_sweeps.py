@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from conftest import REPO, SHARED_MNIST, kb, needs_mnist, needs_mnist_full
+from conftest import REPO, SHARED_MNIST, alive, descendants, kb, needs_mnist, needs_mnist_full, wait_for
 from kondo_bench import figures
 from kondo_bench.cli import main
 from kondo_bench.figures.store import read_store, store_path
@@ -421,7 +421,7 @@ def test_a_second_run_into_a_folder_in_use_is_refused_before_it_writes(tmp_path)
                               "task.eval_every=50", "progress=false", f"hydra.run.dir={run}"], cwd=tmp_path,
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        _wait_for(lambda: (run / "metrics.jsonl").exists())
+        wait_for(lambda: (run / "metrics.jsonl").exists())
         before = (run / ".hydra" / "config.yaml").read_bytes()
         res = kb("run", "task=bandit", "task.steps=5", f"hydra.run.dir={run}", cwd=tmp_path)
         assert res.returncode == 2 and f"being written by process {first.pid}" in res.stderr, res.stderr
@@ -431,37 +431,7 @@ def test_a_second_run_into_a_folder_in_use_is_refused_before_it_writes(tmp_path)
         first.wait()
 
 
-def _wait_for(condition, timeout: float = 120) -> None:
-    deadline = time.time() + timeout
-    while not condition():
-        assert time.time() < deadline, "timed out"
-        time.sleep(0.2)
-
-
 # ---- clean stops under every launcher ----
-
-def _descendants(pid: int) -> set[int]:
-    children: dict[int, list[int]] = {}
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
-    out, todo = set(), [pid]
-    while todo:
-        for c in children.get(todo.pop(), []):
-            out.add(c)
-            todo.append(c)
-    return out
-
-
-def _alive(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
 
 LONG = ("task=bandit", "task.steps=10000000", "task.eval_every=100", "progress=false", "device.threads=1")
 
@@ -479,16 +449,16 @@ def _start_sweep(tmp_path, *args):
 def test_a_signal_to_a_joblib_sweeps_parent_stops_every_job_cleanly(tmp_path, sig):
     proc, sweep = _start_sweep(tmp_path, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "seed=0,1,2,3")
     try:
-        _wait_for(lambda: len(list(sweep.glob("*/metrics.jsonl"))) >= 2 and all(
+        wait_for(lambda: len(list(sweep.glob("*/metrics.jsonl"))) >= 2 and all(
             (m.stat().st_size > 0) for m in sweep.glob("*/metrics.jsonl")))
-        workers = _descendants(proc.pid)
+        workers = descendants(proc.pid)
         proc.send_signal(sig)
         out, err = proc.communicate(timeout=120)
     finally:
         proc.kill()
     assert proc.returncode == 130 and "Traceback" not in err, err
     assert f"sweep stopped by {sig.name}" in err.splitlines()[-1]
-    _wait_for(lambda: not any(_alive(p) for p in workers), timeout=30)  # no orphan
+    wait_for(lambda: not any(alive(p) for p in workers), timeout=30)  # no orphan
     statuses = [(_status(j)["status"], _status(j).get("error")) for j in sorted(sweep.glob("[0-9]*"))]
     ran = [s for s in statuses if s[1] is None]
     assert len(ran) == 2 and all(s == "interrupted" for s, _ in ran), statuses
@@ -505,7 +475,7 @@ def test_a_killed_joblib_job_costs_that_job_only(tmp_path):
                              "progress=false", "device.threads=1", "seed=0,1,2", f"hydra.sweep.dir={sweep}"],
                             cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        _wait_for(lambda: (sweep / "0" / "metrics.jsonl").exists())
+        wait_for(lambda: (sweep / "0" / "metrics.jsonl").exists())
         os.kill(int((sweep / "0" / ".kondo-bench.lock").read_text()), signal.SIGKILL)  # as the OOM killer would
         out, err = proc.communicate(timeout=300)
     finally:
@@ -523,7 +493,7 @@ def test_a_killed_joblib_worker_is_one_line_and_leaves_no_orphan(tmp_path):
     line says so, no traceback; the job's process, orphaned, ends 'interrupted' (not running on)."""
     proc, sweep = _start_sweep(tmp_path, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "seed=0,1,2")
     try:
-        _wait_for(lambda: (sweep / "0" / "metrics.jsonl").exists() and (sweep / "0" / "metrics.jsonl").stat().st_size)
+        wait_for(lambda: (sweep / "0" / "metrics.jsonl").exists() and (sweep / "0" / "metrics.jsonl").stat().st_size)
         job = int((sweep / "0" / ".kondo-bench.lock").read_text())
         worker = int(Path(f"/proc/{job}/stat").read_text().rsplit(")", 1)[1].split()[1])
         os.kill(worker, signal.SIGKILL)
@@ -532,14 +502,14 @@ def test_a_killed_joblib_worker_is_one_line_and_leaves_no_orphan(tmp_path):
         proc.kill()
     assert proc.returncode in (1, 130) and "Traceback" not in err, err
     assert "kondo-bench: error: a joblib worker process was killed (SIGKILL" in err, err
-    _wait_for(lambda: not _alive(job), timeout=30)
+    wait_for(lambda: not alive(job), timeout=30)
     assert _status(sweep / "0")["status"] == "interrupted"
 
 
 def test_a_signal_to_a_basic_sweep_stops_it_with_an_interrupted_summary(tmp_path):
     proc, sweep = _start_sweep(tmp_path, "seed=0,1")
     try:
-        _wait_for(lambda: (sweep / "0" / "metrics.jsonl").exists() and (sweep / "0" / "metrics.jsonl").stat().st_size)
+        wait_for(lambda: (sweep / "0" / "metrics.jsonl").exists() and (sweep / "0" / "metrics.jsonl").stat().st_size)
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=120)
     finally:

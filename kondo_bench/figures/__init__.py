@@ -11,6 +11,7 @@ in MODULES below. The machinery lives apart and never imports a figure:
 - `done.py`: check which jobs are finished, and load their tables;
 - `store.py`: the committed records of finished jobs (`finished/<sweep>.jsonl`);
 - `command.py`: the command line, over the registry it is given;
+- `stop.py`: a stop signal to `figures` passed on to the sweep it is running;
 - `common.py`: helpers the figure modules share (panels, seed counts, mean curves);
 - `hsearch.py`: a sweep that searches its grid (H*'s horizons) instead of running all of it.
 """

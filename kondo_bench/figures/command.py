@@ -18,6 +18,7 @@ from ..summarize import write_table
 from .core import SCALES, Figure, FigureData, Scale
 from .done import is_done, load_jobs
 from .jobs import Plan, Watch, plan_sweeps, record_finished, run_sweeps
+from .stop import Stopped
 
 
 def cheapest(plans: list[Plan], extra: list[str]) -> list[Plan]:
@@ -149,24 +150,30 @@ def main(argv: list[str], figures: dict[str, Figure]) -> int:
         print(f"[figures] {len(jobs)} jobs, {skipped} done, {len(jobs) - skipped} to run (dry run: nothing launched)")
         return 0
     watch = Watch(Progress(len(jobs), skipped=skipped, label="[figures] jobs"), skipped)
-    for fig in figs:
-        if args.no_launch or not any(p.sweep.select for p in plans[fig.name]):
-            _, f = make_figure(fig, scale, out, extra, args.verbose, plans[fig.name], watch, not args.no_launch)
+    try:
+        for fig in figs:
+            if args.no_launch or not any(p.sweep.select for p in plans[fig.name]):
+                _, f = make_figure(fig, scale, out, extra, args.verbose, plans[fig.name], watch, not args.no_launch)
+                failed += f
+                continue
+            # a searching figure (H*): run its cheapest proposed jobs, propose again from what
+            # finished, until nothing is proposed (or a launch failed); then draw it once
+            while batch := cheapest(plans[fig.name], extra):
+                jobs.update((j.folder, j) for p in batch for j in p.jobs)
+                watch.progress.close()
+                watch = Watch(Progress(sum(len(p.jobs) for p in batch), label=f"[{fig.name}] next jobs"), 0)
+                _, f = run_sweeps(fig, batch, extra, args.verbose, watch)
+                failed += f
+                if f:
+                    break
+                plans[fig.name] = plan(fig)
+            _, f = make_figure(fig, scale, out, extra, args.verbose, plans[fig.name], watch, launch=False)
             failed += f
-            continue
-        # a searching figure (H*): run its cheapest proposed jobs, propose again from what
-        # finished, until nothing is proposed (or a launch failed); then draw it once
-        while batch := cheapest(plans[fig.name], extra):
-            jobs.update((j.folder, j) for p in batch for j in p.jobs)
-            watch.progress.close()
-            watch = Watch(Progress(sum(len(p.jobs) for p in batch), label=f"[{fig.name}] next jobs"), 0)
-            _, f = run_sweeps(fig, batch, extra, args.verbose, watch)
-            failed += f
-            if f:
-                break
-            plans[fig.name] = plan(fig)
-        _, f = make_figure(fig, scale, out, extra, args.verbose, plans[fig.name], watch, launch=False)
-        failed += f
+    except Stopped as e:  # the sweep running then has ended its jobs (stop.py)
+        watch.progress.close()
+        print(f"kondo-bench figures: stopped by {e}: the running jobs ended 'interrupted' and the rest did not "
+              "start; run the same command again to continue (finished jobs are skipped)", file=sys.stderr)
+        return 130
     watch.progress.close()
     missing = sum(not is_done(j, extra) for j in jobs.values())
     print((f"figures drawn from {len(jobs) - missing} of {len(jobs)} jobs ({missing} not finished, listed in each "

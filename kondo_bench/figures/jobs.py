@@ -8,7 +8,8 @@ either its folder holds a `summary.json` with status complete, or the sweep's co
 file `<out>/<scale>/finished/<sweep>.jsonl` has a complete record of it (`done.py` decides,
 and loads the finished jobs' tables; `store.py` keeps the records). Only the rest are
 launched (as few multiruns as possible); after each sweep its finished folders are recorded
-in that file, so the next `kondo-bench figures`, on any machine, skips them too.
+in that file, so the next `kondo-bench figures`, on any machine, skips them too. A stop
+signal while a sweep runs is passed on to it; `figures` ends once it has (`stop.py`).
 """
 
 from __future__ import annotations
@@ -25,8 +26,10 @@ from typing import Callable
 
 from ..progress import Progress
 from ..results import FINISHED
+from ..sweepstop import DIE_WITH_ENV
 from .core import Figure, Scale, Sweep
 from .done import Job, folder_done, is_done, resolved_config
+from .stop import PassOn
 from .store import read_store, record_of, store_path, write_store
 
 
@@ -82,28 +85,35 @@ def launch(sweep_dir: Path, overrides: list[str], exclude: list[str], verbose: b
            progress: Progress | None = None, finished: Callable[[], object] | None = None) -> int:
     """One multirun through the real command line; its output goes to sweep_dir/launch.log,
     each job's end to `progress`, and `finished()` is called as each job completes (its
-    summary.json is written by then)."""
+    summary.json is written by then). A stop signal meanwhile is passed on to it, and raises
+    `Stopped` once it has ended (stop.py)."""
     # resume=false: these jobs were found not done, so an old run of another config is replaced
     cmd = [sys.executable, "-m", "kondo_bench", "run", "-m", *overrides, "resume=false",
            f"hydra.sweep.dir={sweep_dir}", "hydra.sweep.subdir=${hydra.job.override_dirname}",
            f"hydra.job.config.override_dirname.exclude_keys=[{','.join([*exclude, 'resume'])}]"]
     # One thread per job: the runs are small, and parallel launchers then use one core each.
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
+           DIE_WITH_ENV: str(os.getpid())}
     sweep_dir.mkdir(parents=True, exist_ok=True)
     say = progress.write if progress else lambda text: print(text, flush=True)
     tail: list[str] = []
-    with open(sweep_dir / "launch.log", "a") as log, \
-            subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env) as proc:
+    with open(sweep_dir / "launch.log", "a") as log, PassOn().installed() as stop, \
+            subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                             start_new_session=True) as proc:  # signals reach it through `figures` only
+        stop.attach(proc)
         log.write("$ " + " ".join(cmd) + "\n")
-        for line in proc.stdout:
+        for line in proc.stdout:  # to its end, after a stop signal too: the sweep ends its jobs first
             log.write(line)
             tail = (tail + [line.rstrip()])[-20:]
             if verbose or line.startswith((*DONE_LINES, "interrupted:", "kondo-bench: error")):
                 say("    " + line.rstrip())
-            if progress and line.startswith(JOB_ENDS):
+            if progress and line.startswith("interrupted:"):
+                progress.update(interrupted=progress.interrupted + 1)
+            elif progress and line.startswith(JOB_ENDS):
                 progress.ended(ok=line.startswith(DONE_LINES))
             if finished and line.startswith(DONE_LINES):
                 finished()
+    stop.stopped()
     if proc.returncode != 0 and not verbose:
         say("    " + "\n    ".join(tail))
     return proc.returncode
@@ -186,7 +196,7 @@ class Watch:
     def settle(self, extra: list[str]) -> None:
         """Counts from the launched jobs' folders, whatever their output said."""
         ok = sum(is_done(j, extra) for j in self.launched.values())
-        self.progress.update(done=self.skipped + ok, failed=len(self.launched) - ok)
+        self.progress.update(done=self.skipped + ok, failed=len(self.launched) - ok, interrupted=0)
 
 
 def run_sweeps(fig: Figure, plans: list[Plan], extra: list[str], verbose: bool, watch: Watch) -> tuple[list[Job], int]:
@@ -199,10 +209,12 @@ def run_sweeps(fig: Figure, plans: list[Plan], extra: list[str], verbose: bool, 
             continue
         whole = len(todo) == len(p.jobs) and p.sweep.select is None
         batches = [list(p.sweep.overrides)] if whole else grids([j.overrides for j in todo])
-        for overrides in batches:  # each job is recorded as it completes: a session that ends keeps it
-            failed += launch(p.root, overrides + extra, p.exclude, verbose, watch.progress,
-                             lambda: record_finished(p, extra)) != 0
+        try:
+            for overrides in batches:  # each job is recorded as it completes: a session that ends keeps it
+                failed += launch(p.root, overrides + extra, p.exclude, verbose, watch.progress,
+                                 lambda: record_finished(p, extra)) != 0
+        finally:  # stopped by a signal too (stop.Stopped): what finished is recorded before `figures` ends
+            record_finished(p, extra)  # whatever the output said
         watch.launched.update((j.folder, j) for j in todo)
         watch.settle(extra)
-        record_finished(p, extra)  # whatever the output said
     return [j for p in plans for j in p.jobs], failed
