@@ -233,6 +233,10 @@ def test_figures_built_over_two_sessions_from_committed_records(tmp_path, capsys
     assert "bandit-ungated: 4 jobs, 0 done, 4 to run" in out and "bandit-dgk-hard-gate: 6 jobs, 0 done, 6 to run" in out
     assert "[figures] 10 jobs, 0 done, 10 to run (dry run: nothing launched)" in out
     assert len(launched) == 1  # a dry run launches nothing
+    # ... and it says which setting the records ran with, so that a reader can pass it
+    assert re.search(r"bandit-ungated: 4 of its committed records ran another config, e\.g\. "
+                     r"task\.step_size=[0-9.e-]+ \(this command: 0\.2\): give the command the same settings", out), out
+    assert "bandit-dgk-hard-gate: 5 of its committed records ran another config" in out  # its lost record is rerun
 
 
 def test_seeds_n_runs_the_first_seeds_into_the_full_runs_folders_and_records(tmp_path, capsys, monkeypatch):

@@ -100,6 +100,32 @@ def record_done(job: Job, extra: list[str]) -> bool:
     return job.record is not None and finished(job.record["summary"], job.record.get("overrides"), job, extra)
 
 
+def _flat(config: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in config.items():
+        out.update(_flat(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return out
+
+
+def record_difference(job: Job) -> str | None:
+    """Where the job's finished/ record ran another config than this command would: the keys
+    that differ, as `key=its value (this command: value)`; None when it has no such record.
+    What a reader needs when a committed figure's jobs show as not done, e.g. a setting the
+    records ran with (`device.threads=1`) left off the command."""
+    if job.record is None or job.config is None or not is_finished(job.record.get("summary")):
+        return None
+    ran = _flat(json.loads(_canonical(upgraded(job.record["summary"].get("result_config") or {}))))
+    now = _flat(json.loads(job.config))
+    keys = sorted(k for k in ran.keys() | now.keys() if ran.get(k) != now.get(k))
+    if not keys:
+        return None
+    def shown(v):
+        return "not set" if v is None else v
+
+    return ", ".join(f"{k}={shown(ran.get(k))} (this command: {shown(now.get(k))})" for k in keys[:3]) + (
+        ", ..." if len(keys) > 3 else "")
+
+
 def is_done(job: Job, extra: list[str]) -> bool:
     """Finished with the same config, in its folder or as a committed record."""
     return folder_done(job, extra) or record_done(job, extra)

@@ -20,6 +20,7 @@ import json
 import os
 import subprocess
 import sys
+from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
@@ -28,7 +29,7 @@ from ..progress import Progress
 from ..results import FINISHED
 from ..sweepstop import DIE_WITH_ENV
 from .core import Figure, Scale, Sweep
-from .done import Job, folder_done, is_done, resolved_config
+from .done import Job, folder_done, is_done, record_difference, resolved_config
 from .stop import PassOn
 from .store import read_store, record_of, store_path, write_store
 
@@ -158,6 +159,10 @@ def plan_sweeps(fig: Figure, scale: Scale, out: Path, extra: list[str], only: li
         done = sum(is_done(j, extra) for j in jobs)
         print(f"[{fig.name}] sweep {sweep.name}: {len(jobs)} jobs, {done} done, {len(jobs) - done} to run -> {root}",
               flush=True)
+        if other := [d for j in jobs if not is_done(j, extra) and (d := record_difference(j))]:
+            print(f"[{fig.name}] sweep {sweep.name}: {len(other)} of its committed records ran another config, e.g. "
+                  f"{Counter(other).most_common(1)[0][0]}: give the command the same settings to use them (running "
+                  f"replaces them)", flush=True)
         plans.append(Plan(sweep, root, exclude, jobs, store))
     return plans
 
