@@ -275,7 +275,7 @@ def test_hstar_grid_runs_the_papers_methods():
 
 # ---- stopping `figures` while a sweep runs ----
 
-def _stopped_figures(tmp_path, sig, wait: bool = False):
+def _stopped_figures(tmp_path, sig, wait: bool = False, extra: tuple = (), ready=None):
     """`figures` on the bandit's two-job sweep, `sig` sent to its process alone (`kill PID`, not to
     its process group) while the sweep's first job steps. Returns the command, the result of
     `figures`, the sweep's two job folders and the processes under `figures` still alive as it
@@ -283,13 +283,13 @@ def _stopped_figures(tmp_path, sig, wait: bool = False):
     failing run leaves nothing running."""
     cmd = [sys.executable, "-m", "kondo_bench", "figures", "--scale", "test", "--only", "bandit", "--sweep",
            "bandit-ungated", "--seeds", "1", "--out", str(tmp_path), "task.steps=5000", "task.eval_every=100",
-           "device.threads=1"]
+           "device.threads=1", *extra]
     runs = tmp_path / "test" / "runs" / "bandit-ungated"
     first, second = runs / "method=pg,seed=0", runs / "method=dg,seed=0"  # the sweep's jobs, in its order
     proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     children = set()
     try:
-        wait_for(lambda: (first / "metrics.jsonl").exists() and (first / "metrics.jsonl").stat().st_size)
+        wait_for(ready or (lambda: (first / "metrics.jsonl").exists() and (first / "metrics.jsonl").stat().st_size))
         children = descendants(proc.pid)
         proc.send_signal(sig)
         out, err = proc.communicate(timeout=120)
@@ -323,6 +323,28 @@ def test_a_stop_signal_to_figures_stops_its_sweep_and_the_same_command_continues
     assert again.returncode == 0, again.stdout + again.stderr
     assert [json.loads((j / "summary.json").read_text())["status"] for j in (first, second)] == ["complete"] * 2
     assert (tmp_path / "test" / "bandit.png").exists() and "all figures done" in again.stdout
+
+
+def test_a_figure_job_stopped_part_way_continues_from_its_checkpoint(tmp_path):
+    """With checkpoint_every (as the paper-scale H* runs have), a job of `figures` stopped
+    part-way continues from its last checkpoint when the same command runs again, instead of
+    starting over; a finished run of another config in a job's folder is still replaced."""
+    from kondo_bench.checkpoint import CHECKPOINT
+
+    first = tmp_path / "test" / "runs" / "bandit-ungated" / "method=pg,seed=0"
+    cmd, res, _, _ = _stopped_figures(tmp_path, signal.SIGTERM, wait=True, extra=("checkpoint_every=500",),
+                                      ready=lambda: (first / CHECKPOINT).exists())
+    assert res.returncode == 130 and json.loads((first / "summary.json").read_text())["status"] == "interrupted"
+    again = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stdout + again.stderr
+    summary = json.loads((first / "summary.json").read_text())
+    assert summary["status"] == "complete" and summary["resumed_from_step"] >= 500
+    # another config (here more steps) replaces the finished runs, from step 0
+    bigger = [("task.steps=6000" if c == "task.steps=5000" else c) for c in cmd]
+    again = subprocess.run(bigger, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stdout + again.stderr
+    summary = json.loads((first / "summary.json").read_text())
+    assert summary["status"] == "complete" and summary["steps"] == 6000 and summary["resumed_from_step"] is None
 
 
 def test_a_sweep_ends_its_running_job_when_figures_is_killed_outright(tmp_path):

@@ -65,8 +65,10 @@ OFFICIAL_FORM = ("task.init=flax", "task.final_ln=false")
 # H* is pinned down to within 1/8 of itself (e.g. [32, 36)): the last two bisection stages
 # would cost up to two failed runs of 1 M samples each per series and seed, to split methods
 # the 3 seeds' spread cannot split anyway; the figure reads H* as the bracket's low end.
+# A run that fails spends an hour at H = 64 and hours at 128: a checkpoint every 500 steps lets
+# one stopped part-way (a Ctrl-C, the end of a machine's day) continue where it was, exactly.
 SEARCH = {"paper": {"steps": 10_000, "eval_every": 100, "seeds": 3, "start": 4, "top": 128,
-                    "resolution": 1 / 8, "form": OFFICIAL_FORM}}
+                    "resolution": 1 / 8, "form": (*OFFICIAL_FORM, "checkpoint_every=500")}}
 # The series at the paper's budget, gated ones first (cheaper: a run cut short keeps them);
 # a second value is a series' own start.
 SERIES = {"hstar-dgk-price0": (("method=dgk", "method.eta=0", "price=0"), None),

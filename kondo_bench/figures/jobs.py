@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..progress import Progress
-from ..results import FINISHED
+from ..results import FINISHED, SUMMARY
 from ..sweepstop import DIE_WITH_ENV
 from .core import Figure, Scale, Sweep
 from .done import Job, folder_done, is_done, record_difference, resolved_config
@@ -88,8 +88,10 @@ def launch(sweep_dir: Path, overrides: list[str], exclude: list[str], verbose: b
     each job's end to `progress`, and `finished()` is called as each job completes (its
     summary.json is written by then). A stop signal meanwhile is passed on to it, and raises
     `Stopped` once it has ended (stop.py)."""
-    # resume=false: these jobs were found not done, so an old run of another config is replaced
-    cmd = [sys.executable, "-m", "kondo_bench", "run", "-m", *overrides, "resume=false",
+    # resume=true: a job whose folder holds a checkpoint of its config (a run stopped part-way,
+    # checkpoint_every > 0) continues from it; `forget_finished` has set aside the summaries of
+    # finished runs these jobs replace (another config), which resume=true would refuse
+    cmd = [sys.executable, "-m", "kondo_bench", "run", "-m", *overrides, "resume=true",
            f"hydra.sweep.dir={sweep_dir}", "hydra.sweep.subdir=${hydra.job.override_dirname}",
            f"hydra.job.config.override_dirname.exclude_keys=[{','.join([*exclude, 'resume'])}]"]
     # One thread per job: the runs are small, and parallel launchers then use one core each.
@@ -204,6 +206,15 @@ class Watch:
         self.progress.update(done=self.skipped + ok, failed=len(self.launched) - ok, interrupted=0)
 
 
+def forget_finished(todo: list[Job]) -> None:
+    """Remove the summary of each job to run whose folder holds a finished run: not this job's
+    (another config, or a quality metric of before), so the launch replaces it; left there,
+    resume=true would refuse it (another config) or skip it (the same config, another metric).
+    The folder's checkpoint stays: the run continues from it only if it is of this config."""
+    for j in todo:
+        (j.folder / SUMMARY).unlink(missing_ok=True)
+
+
 def run_sweeps(fig: Figure, plans: list[Plan], extra: list[str], verbose: bool, watch: Watch) -> tuple[list[Job], int]:
     """Launch what is not done yet; returns every job of the figure and the number of failed launches."""
     failed = 0
@@ -212,6 +223,7 @@ def run_sweeps(fig: Figure, plans: list[Plan], extra: list[str], verbose: bool, 
         if not todo:
             record_finished(p, extra)  # folders finished before the records existed (or on this machine)
             continue
+        forget_finished(todo)
         whole = len(todo) == len(p.jobs) and p.sweep.select is None
         batches = [list(p.sweep.overrides)] if whole else grids([j.overrides for j in todo])
         try:
