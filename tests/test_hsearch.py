@@ -204,3 +204,38 @@ def test_a_command_runs_the_shortest_proposed_horizons_first(tmp_path):
     assert [[j.folder.name for j in p.jobs] for p in cheapest(plans, [])] == [["seed=1,task.horizon=8"]] * 2
     assert cheapest([plan("c", [])], []) == []
     assert len(cheapest([plan("d", [(0, 9), (1, 3)], select=None)], [])[0].jobs) == 2
+
+
+def test_a_search_goes_on_with_the_other_series_when_one_series_launch_fails(tmp_path, monkeypatch, capsys):
+    """One series' fault costs only that series: its launch failing (e.g. its folder busy with
+    another command's run) leaves it alone for the rest of the command, while the other
+    series' searches go on, stage by stage, to their end; the command then exits 1."""
+    from kondo_bench.cli import main
+    from kondo_bench.figures import command, jobs as jobs_module
+    from kondo_bench.figures.done import resolved_config
+    from kondo_bench.figures.store import read_store, store_path, write_store
+
+    out, launched = tmp_path / "paper", []
+
+    def launch(root, overrides, exclude, verbose, progress=None, finished=None):  # every job solves at once
+        launched.append((root.name, [o for o in overrides if o.startswith("task.horizon=")]))
+        if root.name == "hstar-pg":
+            return 1
+        grid, _ = figures.expand(overrides)
+        records = read_store(store_path(out, root.name))
+        for j in grid:
+            name = figures.job_folder(root, j, exclude).name
+            records[name] = {"job": name, "overrides": j, "metrics": {}, "summary": {
+                "status": "solved", "best_quality": 0.1, "quality_metric": "expected_error",
+                "result_config": json.loads(resolved_config(j))}}
+        write_store(store_path(out, root.name), records)
+        return 0
+
+    monkeypatch.setattr(jobs_module, "launch", launch)
+    monkeypatch.setattr(command, "make_figure", lambda *a, **k: ([], 0))  # the search is the point, not the drawing
+    code = main(["figures", "--scale", "paper", "--only", "hstar", "--seeds", "1", "--sweep", "hstar-dg",
+                 "--sweep", "hstar-pg", "--out", str(tmp_path)])
+    assert code == 1
+    assert [h for name, h in launched if name == "hstar-pg"] == [["task.horizon=4"]]  # tried once, then left alone
+    dg = [h[0] for name, h in launched if name == "hstar-dg"]  # solved everything: up to the ceiling, then H* - 1
+    assert dg == [f"task.horizon={h}" for h in (4, 8, 16, 32, 64, 128, 127)]

@@ -157,15 +157,16 @@ def main(argv: list[str], figures: dict[str, Figure]) -> int:
                 failed += f
                 continue
             # a searching figure (H*): run its cheapest proposed jobs, propose again from what
-            # finished, until nothing is proposed (or a launch failed); then draw it once
-            while batch := cheapest(plans[fig.name], extra):
+            # finished, until nothing is proposed; then draw it once. A series whose launch
+            # failed is left alone for the rest of this command (its failed job would only be
+            # proposed again), and the other series go on: one series' fault costs only it.
+            broken: set[str] = set()
+            while batch := cheapest([p for p in plans[fig.name] if p.sweep.name not in broken], extra):
                 jobs.update((j.folder, j) for p in batch for j in p.jobs)
                 watch.progress.close()
                 watch = Watch(Progress(sum(len(p.jobs) for p in batch), label=f"[{fig.name}] next jobs"), 0)
-                _, f = run_sweeps(fig, batch, extra, args.verbose, watch)
+                _, f = run_sweeps(fig, batch, extra, args.verbose, watch, broken)
                 failed += f
-                if f:
-                    break
                 plans[fig.name] = plan(fig)
             _, f = make_figure(fig, scale, out, extra, args.verbose, plans[fig.name], watch, launch=False)
             failed += f

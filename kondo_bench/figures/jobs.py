@@ -215,8 +215,10 @@ def forget_finished(todo: list[Job]) -> None:
         (j.folder / SUMMARY).unlink(missing_ok=True)
 
 
-def run_sweeps(fig: Figure, plans: list[Plan], extra: list[str], verbose: bool, watch: Watch) -> tuple[list[Job], int]:
-    """Launch what is not done yet; returns every job of the figure and the number of failed launches."""
+def run_sweeps(fig: Figure, plans: list[Plan], extra: list[str], verbose: bool, watch: Watch,
+               broken: set[str] | None = None) -> tuple[list[Job], int]:
+    """Launch what is not done yet; returns every job of the figure and the number of failed
+    launches (the names of the sweeps whose launch failed are added to `broken`)."""
     failed = 0
     for p in plans:
         todo = [j for j in p.jobs if not is_done(j, extra)]  # again: an earlier figure may have run them
@@ -228,8 +230,11 @@ def run_sweeps(fig: Figure, plans: list[Plan], extra: list[str], verbose: bool, 
         batches = [list(p.sweep.overrides)] if whole else grids([j.overrides for j in todo])
         try:
             for overrides in batches:  # each job is recorded as it completes: a session that ends keeps it
-                failed += launch(p.root, overrides + extra, p.exclude, verbose, watch.progress,
-                                 lambda: record_finished(p, extra)) != 0
+                if launch(p.root, overrides + extra, p.exclude, verbose, watch.progress,
+                          lambda: record_finished(p, extra)) != 0:
+                    failed += 1
+                    if broken is not None:
+                        broken.add(p.sweep.name)
         finally:  # stopped by a signal too (stop.Stopped): what finished is recorded before `figures` ends
             record_finished(p, extra)  # whatever the output said
         watch.launched.update((j.folder, j) for j in todo)
