@@ -25,7 +25,9 @@ the same command continues the search, and `--dry-run` lists what it would run n
 one `kondo-bench figures` command the proposed jobs run **shortest horizon first** (`cost`),
 and the search is proposed again after each batch: every seed's short horizons finish (and
 are recorded) before anything waits on a long one, so a command stopped part-way has spent
-its time on jobs that finished.
+its time on jobs that finished. A series whose launch fails (a job's error, its folder busy) is
+left alone for the rest of that command while the others go on; the command then exits 1, and
+a rerun tries it again.
 """
 
 from __future__ import annotations
