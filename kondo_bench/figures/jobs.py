@@ -158,10 +158,10 @@ def plan_sweeps(fig: Figure, scale: Scale, out: Path, extra: list[str], only: li
         for j in grid:
             folder = job_folder(root, j, exclude)
             jobs.append(Job(j, folder, resolved_config(j + extra), records.get(folder.name), fig.metric))
-        done = sum(is_done(j, extra) for j in jobs)
-        print(f"[{fig.name}] sweep {sweep.name}: {len(jobs)} jobs, {done} done, {len(jobs) - done} to run -> {root}",
-              flush=True)
-        if other := [d for j in jobs if not is_done(j, extra) and (d := record_difference(j))]:
+        pending = [j for j in jobs if not is_done(j, extra)]  # each job's folder and record read once
+        print(f"[{fig.name}] sweep {sweep.name}: {len(jobs)} jobs, {len(jobs) - len(pending)} done, {len(pending)} "
+              f"to run -> {root}", flush=True)
+        if other := [d for j in pending if (d := record_difference(j))]:
             print(f"[{fig.name}] sweep {sweep.name}: {len(other)} of its committed records ran another config, e.g. "
                   f"{Counter(other).most_common(1)[0][0]}: give the command the same settings to use them (running "
                   f"replaces them)", flush=True)
@@ -207,10 +207,11 @@ class Watch:
 
 
 def forget_finished(todo: list[Job]) -> None:
-    """Remove the summary of each job to run whose folder holds a finished run: not this job's
-    (another config, or a quality metric of before), so the launch replaces it; left there,
-    resume=true would refuse it (another config) or skip it (the same config, another metric).
-    The folder's checkpoint stays: the run continues from it only if it is of this config."""
+    """Remove the summary in each to-run job's folder: a finished one there is not this job's
+    (another config, or a quality metric of before), and left there resume=true would refuse it
+    (another config) or skip it (the same config, another metric); any other (interrupted,
+    failed) the run replaces anyway. The folder's checkpoint stays: the run continues from it
+    only if it is of this config."""
     for j in todo:
         (j.folder / SUMMARY).unlink(missing_ok=True)
 
