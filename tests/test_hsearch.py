@@ -128,31 +128,45 @@ def test_figures_proposes_the_next_stage_from_finished_records(tmp_path):
     assert "seed=1,task.horizon=8" not in names
 
 
-def test_gains_against_difficulty_compare_each_series_with_pg_where_both_solved():
+def test_gains_against_difficulty_are_medians_that_count_a_failed_seed_as_over_budget():
     import pandas as pd
-    from kondo_bench.figures.hstar_tables import gains_table, markdown
+    from kondo_bench.figures.hstar_tables import gains_markdown, gains_table
 
-    def run(label, seed, h, rows):  # (forward samples, backward tokens, quality) at each evaluation
-        return [{"label": label, "seed": seed, "task.horizon": h, "forward_samples": f, "backward_units": b,
+    def run(label, seed, h, rows):  # (forward samples, backward passes, quality) at each evaluation
+        return [{"label": label, "seed": seed, "task.horizon": h, "forward_samples": f, "backward_units": b * h,
                  "quality": q} for f, b, q in rows]
 
     curves = pd.DataFrame(
-        # PG solves H = 4 at its second evaluation, 1,000 forward samples (ungated: every token backward)
-        run("PG", 0, 4, [(500, 2000, 0.5), (1000, 4000, 0.2), (1500, 6000, 0.1)])
-        + run("PG", 0, 8, [(9000, 72000, 0.4)])
-        # the gate solves H = 4 at 2,000 forward samples with 100 backward passes (400 tokens / 4)
-        + run("DG-K", 0, 4, [(1000, 200, 0.3), (2000, 400, 0.2)])
-        + run("DG-K", 1, 4, [(9000, 900, 0.3)])
-        + run("DG-K", 0, 8, [(5000, 800, 0.1)]))
+        # PG (ungated: a backward pass per forward sample) solves H = 4 in seeds 0 and 1, fails in seed 2
+        run("PG", 0, 4, [(500, 500, 0.5), (1000, 1000, 0.2)]) + run("PG", 1, 4, [(3000, 3000, 0.2)])
+        + run("PG", 2, 4, [(9000, 9000, 0.5)])
+        # at H = 8 only seed 0 solves; seed 2 never ran it (it failed 4), so it counts as failed
+        + run("PG", 0, 8, [(5000, 5000, 0.1)]) + run("PG", 1, 8, [(9000, 9000, 0.5)])
+        + run("DG-K", 0, 4, [(2000, 100, 0.2)]) + run("DG-K", 1, 4, [(2000, 100, 0.1)])
+        + run("DG-K", 2, 4, [(4000, 200, 0.2)])
+        + run("DG-K", 0, 8, [(3000, 150, 0.2)]) + run("DG-K", 1, 8, [(3000, 150, 0.2)])
+        + run("DG-K", 2, 8, [(9000, 450, 0.4)])
+        # a series whose median seed fails H = 4
+        + run("RAND", 0, 4, [(9000, 270, 0.5)]) + run("RAND", 1, 4, [(9000, 270, 0.5)])
+        + run("RAND", 2, 4, [(1000, 30, 0.2)]))
     t = gains_table(curves).set_index(["series", "H"])
-    assert t.loc[("DG-K", 4), "solved"] == "1/2" and t.loc[("DG-K", 4), "backward_passes"] == 100
-    assert t.loc[("DG-K", 4), "speedup_c0"] == 0.5  # forward samples only: PG's 1,000 against 2,000
-    assert t.loc[("DG-K", 4), "speedup_c8"] == pytest.approx((1000 + 8 * 1000) / (2000 + 8 * 100))
-    assert t.loc[("PG", 4), "speedup_c4"] == 1
-    assert pd.isna(t.loc[("DG-K", 8), "speedup_c4"])  # PG did not solve H = 8: no ratio
-    text = markdown(t.reset_index())
-    assert text.splitlines()[0].startswith("| series | H | solved |") and "| – |" in text
-
+    # PG's median at H = 4 is seed 1's 3,000 (seed 2's failure sorts last), not the solved seeds' mean 2,000
+    assert t.loc[("PG", 4), "forward_samples"] == 3000 and t.loc[("PG", 4), "solved"] == "2/3"
+    assert t.loc[("DG-K", 4), "forward_samples"] == 2000 and t.loc[("DG-K", 4), "backward_passes"] == 100
+    assert t.loc[("DG-K", 4), "bound"] == "=" and t.loc[("DG-K", 4), "speedup_c0"] == 1.5
+    assert t.loc[("DG-K", 4), "speedup_c8"] == pytest.approx((3000 + 8 * 3000) / (2000 + 8 * 100))
+    # H = 8: PG solved 1 of 3 (seed 2's failure implied by H = 4), so its median is only bounded
+    # below by what its seeds spent (5,000, 9,000, 9,000): the gate's speedup is at least 3
+    assert pd.isna(t.loc[("PG", 8), "forward_samples"]) and t.loc[("PG", 8), "solved"] == "1/3"
+    assert t.loc[("DG-K", 8), "PG_solved"] == "1/3" and t.loc[("DG-K", 8), "bound"] == ">="
+    assert t.loc[("DG-K", 8), "speedup_c0"] == 3 and t.loc[("DG-K", 8), "forward_samples"] == 3000
+    assert t.loc[("PG", 8), "bound"] == "–" and pd.isna(t.loc[("PG", 8), "speedup_c0"])  # both medians failed
+    # RAND's median seed fails H = 4: PG's 3,000 over what RAND's seeds spent (median 9,000) bounds it above
+    assert t.loc[("RAND", 4), "bound"] == "<=" and t.loc[("RAND", 4), "speedup_c0"] == pytest.approx(1 / 3)
+    assert pd.isna(t.loc[("RAND", 4), "forward_samples"])
+    text = gains_markdown(t.reset_index())
+    assert text.splitlines()[0].startswith("| series | H | solved | PG_solved |") and "bound" not in text.splitlines()[0]
+    assert "| ≥ 3 |" in text and "| ≤ 0.333 |" in text and "| – |" in text
 
 
 def test_hstar_per_seed_is_bracketed_by_the_smallest_failure_and_averaged_over_seeds():

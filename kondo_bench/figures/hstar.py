@@ -30,7 +30,7 @@ from ..sweeps import series_keys
 from .common import config_values, panels, seeds_text
 from .core import Figure, FigureData, Scale, Sweep
 from .hsearch import Search, violations
-from .hstar_tables import THRESHOLD, brackets, budget_column, first_solved, gains_table, markdown
+from .hstar_tables import THRESHOLD, brackets, budget_column, first_solved, gains_markdown, gains_table, markdown
 
 # The paper's H* within 1 M forward samples (read off its Fig 10, about ±0.5), by (method, gate)
 PAPER = {("dgk", "topk"): 29, ("dgk", "price"): 28, ("dg", "none"): 26.5, ("pmpo", "none"): 18,
@@ -211,7 +211,7 @@ def difficulty(d: FigureData, curves: pd.DataFrame, paper: dict[str, float]) -> 
     table = gains_table(curves)
     written += write_table(table, d.stem("_gains"))[:1]
     md = d.stem("_gains").with_suffix(".md")
-    md.write_text(markdown(table))
+    md.write_text(gains_markdown(table))
     return written + [md]
 
 

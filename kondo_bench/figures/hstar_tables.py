@@ -29,36 +29,81 @@ COST_RATIOS = (0, 1, 2, 4, 8)  # c, a backward pass's cost in forward passes (th
 def first_solved(curves: pd.DataFrame, threshold: float = THRESHOLD) -> pd.DataFrame:
     """One row per run (label, seed, H): whether it solved H (reward 1 - quality above the
     threshold at some evaluation) and the forward samples and backward passes (kept tokens / H)
-    spent by the first evaluation that did. A run stopped once solved ends there."""
+    spent by the first evaluation that did, or by its last one where it did not (what a run that
+    failed spent: a lower bound on what solving would have cost it). A run stopped once solved
+    ends there."""
     c = curves.assign(H=curves["task.horizon"].astype(int), ok=1 - curves["quality"].astype(float) > threshold,
                       backward_passes=budget_column(curves, "backward_passes"),
                       forward=curves["forward_samples"].astype(float))
     rows = []
     for (label, seed, h), g in c.groupby(["label", "seed", "H"], sort=True):
-        hit = g[g["ok"]].sort_values("forward")
+        g = g.sort_values("forward")
+        hit = g[g["ok"]]
+        at = hit.iloc[0] if len(hit) else g.iloc[-1]
         rows.append({"label": label, "seed": seed, "H": h, "solved": len(hit) > 0,
-                     "forward_samples": hit["forward"].iloc[0] if len(hit) else np.nan,
-                     "backward_passes": hit["backward_passes"].iloc[0] if len(hit) else np.nan})
+                     "forward_samples": at["forward"], "backward_passes": at["backward_passes"]})
     return pd.DataFrame(rows, columns=["label", "seed", "H", "solved", "forward_samples", "backward_passes"])
 
 
+def outcomes_at(runs: pd.DataFrame, h: int) -> pd.DataFrame:
+    """Each seed's outcome at horizon h (rows of `first_solved` for one series): its run at h,
+    or, for a seed the search never ran there, a failure implied by a failed shorter horizon
+    (the monotonicity the search assumes; what that run spent stands as the lower bound). A
+    seed with neither says nothing about h and is left out."""
+    rows = []
+    for _, s in runs.groupby("seed", sort=True):
+        ran = s[s["H"] == h]
+        below = s[(s["H"] < h) & ~s["solved"]]
+        if len(ran):
+            rows.append(ran.iloc[0])
+        elif len(below):
+            rows.append(below.sort_values("H").iloc[0])
+    return pd.DataFrame(rows, columns=runs.columns)
+
+
+def censored_median(costs: np.ndarray, solved: np.ndarray) -> tuple[float, bool]:
+    """The median over seeds of what reaching the threshold cost, and whether it is exact. A seed
+    that did not solve needs more than the whole budget, so it sorts last: the median is exact
+    when more than half the seeds solved. Otherwise only a lower bound is known: the median of
+    what each seed spent (a seed that failed spent less than solving would have cost it)."""
+    exact = bool(solved.sum() * 2 > len(costs))
+    return float(np.median(np.where(solved, costs, np.inf) if exact else costs)), exact
+
+
+def _costs(rows: pd.DataFrame, c: float | None) -> tuple[float, bool]:
+    """The censored median of F + c B over these seeds (c None: B alone)."""
+    cost = rows["backward_passes"] if c is None else rows["forward_samples"] + c * rows["backward_passes"]
+    return censored_median(cost.to_numpy(float), rows["solved"].to_numpy(bool))
+
+
 def gains_table(curves: pd.DataFrame, threshold: float = THRESHOLD, reference: str = "PG") -> pd.DataFrame:
-    """Gains against difficulty: for each series (`label`) and H, the seeds that solved it, the
-    mean forward samples and backward passes they took to reach the threshold, and the compute
-    speedup over the reference series at each cost ratio c,
-        S(c) = (F_ref + c * B_ref) / (F + c * B),
-    where both solved that H (means over their solved seeds)."""
+    """Gains against difficulty: for each series (`label`) and H it ran, the seeds that solved it
+    (of those whose outcome at H is known, `outcomes_at`), the median over those seeds of the
+    forward samples and backward passes to the threshold (a seed that failed counts as needing
+    more than it spent), and the compute speedup over the reference series at each cost ratio c,
+        S(c) = median(F_ref + c * B_ref) / median(F + c * B).
+    Medians, not means over the seeds that solved: a series that fails most seeds of an H must
+    not look cheap there. `bound` says what each speedup is: "=" exact, ">=" a lower bound (the
+    reference's median seed failed), "<=" an upper bound (the series' median seed failed); where
+    both medians failed there is no ratio."""
     runs = first_solved(curves, threshold)
-    g = runs.groupby(["label", "H"], sort=True)
-    table = pd.DataFrame({"solved": g["solved"].sum().astype(int).astype(str) + "/" + g["solved"].size().astype(str),
-                          "forward_samples": g["forward_samples"].mean(),
-                          "backward_passes": g["backward_passes"].mean()}).reset_index()
-    table = table.rename(columns={"label": "series"})
-    ref = table[table["series"] == reference].set_index("H")
-    for c in COST_RATIOS:
-        cost = table["forward_samples"] + c * table["backward_passes"]
-        table[f"speedup_c{c}"] = table["H"].map(ref["forward_samples"] + c * ref["backward_passes"]) / cost
-    return table
+    ref = runs[runs["label"] == reference]
+    rows = []
+    for (label, h), _ in runs.groupby(["label", "H"], sort=True):
+        mine, theirs = outcomes_at(runs[runs["label"] == label], h), outcomes_at(ref, h)
+        row = {"series": label, "H": h, "solved": f"{int(mine['solved'].sum())}/{len(mine)}",
+               f"{reference}_solved": f"{int(theirs['solved'].sum())}/{len(theirs)}" if len(theirs) else "–"}
+        for column, c in (("forward_samples", 0), ("backward_passes", None)):
+            value, exact = _costs(mine, c)
+            row[column] = value if exact else np.nan  # the median seed did not solve H
+        mine_exact = _costs(mine, 0)[1]
+        theirs_exact = len(theirs) > 0 and _costs(theirs, 0)[1]
+        row["bound"] = ("=" if mine_exact and theirs_exact else ">=" if mine_exact and len(theirs)
+                        else "<=" if theirs_exact else "–")
+        for c in COST_RATIOS:
+            row[f"speedup_c{c}"] = _costs(theirs, c)[0] / _costs(mine, c)[0] if row["bound"] != "–" else np.nan
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def brackets(curves: pd.DataFrame, paper: dict[str, float] | None = None,
@@ -90,3 +135,19 @@ def markdown(table: pd.DataFrame) -> str:
     lines = ["| " + " | ".join(table.columns) + " |", "|" + "---|" * len(table.columns)]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(index=False)]
     return "\n".join(lines) + "\n"
+
+
+def gains_markdown(table: pd.DataFrame, reference: str = "PG") -> str:
+    """The gains table in Markdown, each speedup marked with what it is (≥: a lower bound, ≤: an
+    upper bound), and a line saying how to read it."""
+    shown = table.copy()
+    mark = shown.pop("bound").map({">=": "≥ ", "<=": "≤ "}).fillna("")
+    for col in [c for c in shown.columns if c.startswith("speedup_")]:
+        shown[col] = [f"{m}{v:.3g}" if not np.isnan(v) else "–" for m, v in zip(mark, shown[col])]
+    return markdown(shown) + (
+        f"\nMedians over the seeds whose outcome at H is known: a seed that failed H (or, never run there, "
+        f"a shorter H: the search's monotonicity) counts as needing more than the budget, so the median is "
+        f"missing (–) where half or more failed. `speedup_cC`: {reference}'s median of F + c·B over the "
+        f"series' (F forward samples, B backward passes, c a backward pass's cost in forward passes); "
+        f"≥ where {reference}'s median seed failed (its spent budget stands in: a lower bound), ≤ where "
+        f"the series' did.\n")
