@@ -103,6 +103,11 @@ def test_a_searching_sweep_selects_each_seeds_next_horizon_and_keeps_what_it_ran
     assert "seed=0,task.horizon=11" in chosen and "seed=1,task.horizon=11" not in chosen
     state = {r["seed"]: r for r in search.state(jobs, done)}
     assert state["0"]["hstar"] == 12 and state["0"]["next"] == [] and state["1"]["violations"] == []
+    # the check failed (11 fails, 12 solved): H* is now 10, and the check does not run again at 9
+    done["seed=0,task.horizon=11"] = summary("complete", 0.4)
+    chosen = search(jobs, done)
+    assert "seed=0,task.horizon=9" not in chosen and "seed=0,task.horizon=11" in chosen
+    assert {r["seed"]: r for r in search.state(jobs, done)}["0"]["violations"] == [(11, 12)]
 
 
 def test_figures_proposes_the_next_stage_from_finished_records(tmp_path):

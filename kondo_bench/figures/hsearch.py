@@ -15,8 +15,9 @@ seed, only the horizons that narrow its H* down:
 
 It assumes **monotonicity**: a seed that solves H within the budget solves every shorter H.
 That is what makes the bisection valid; it is checked where it costs one run per series
-(`check`: seed 0 also runs H* - 1 once its H* is pinned down), and every pair of runs of one
-seed that contradicts it is reported (`violations`).
+(`check`: seed 0 also runs H* - 1 once its H* is pinned down, once: not again where a seed
+already contradicts it), and every pair of runs of one seed that contradicts it is reported
+(`violations`).
 
 A job is solved when its run stopped as `solved` (quality below `solved_below`) or its best
 quality is below the threshold; it has failed when it finished its whole budget without.
@@ -90,7 +91,7 @@ class Search:
     start: int
     top: int
     threshold: float
-    check: bool = True  # seed 0 also runs H* - 1 once its H* is known
+    check: bool = True  # seed 0 also runs H* - 1 once its H* is known (unless it already contradicts monotonicity)
     resolution: float = 0.0  # stop bisecting when the bracket [H*, first failure) is this close (relative)
 
     def groups(self, jobs: list[tuple[dict, str]]) -> dict[tuple, dict[int, str]]:
@@ -111,7 +112,11 @@ class Search:
             results = self.results(by_h, finished)
             chosen |= {by_h[h] for h in results}  # drawn
             todo = next_horizons(results, self.start, self.top, self.resolution)
-            if not todo and self.check and dict(rest).get("seed") == "0" and (h := hstar_of(results)) > 1:
+            # the check runs once: where a seed already contradicts monotonicity (the check
+            # failed, or the search met it), H* - 1 of the new H* would only test it again, at
+            # the cost of another run near the budget's edge
+            if (not todo and self.check and dict(rest).get("seed") == "0" and (h := hstar_of(results)) > 1
+                    and not violations(results)):
                 todo = [h - 1] if h - 1 not in results else []
             chosen |= {by_h[h] for h in todo if h in by_h}
         return chosen
