@@ -93,13 +93,12 @@ def gains_table(curves: pd.DataFrame, threshold: float = THRESHOLD, reference: s
         mine, theirs = outcomes_at(runs[runs["label"] == label], h), outcomes_at(ref, h)
         row = {"series": label, "H": h, "solved": f"{int(mine['solved'].sum())}/{len(mine)}",
                f"{reference}_solved": f"{int(theirs['solved'].sum())}/{len(theirs)}" if len(theirs) else "–"}
+        # a median is exact where more than half the seeds solved, whatever c (censored_median)
+        mine_exact, theirs_exact = _costs(mine, 0)[1], len(theirs) > 0 and _costs(theirs, 0)[1]
         for column, c in (("forward_samples", 0), ("backward_passes", None)):
-            value, exact = _costs(mine, c)
-            row[column] = value if exact else np.nan  # the median seed did not solve H
-        mine_exact = _costs(mine, 0)[1]
-        theirs_exact = len(theirs) > 0 and _costs(theirs, 0)[1]
-        row["bound"] = ("=" if mine_exact and theirs_exact else ">=" if mine_exact and len(theirs)
-                        else "<=" if theirs_exact else "–")
+            row[column] = _costs(mine, c)[0] if mine_exact else np.nan  # the median seed did not solve H
+        row["bound"] = {(True, True): "=", (True, False): ">=", (False, True): "<="}.get(
+            (mine_exact, theirs_exact), "–") if len(theirs) else "–"
         for c in COST_RATIOS:
             row[f"speedup_c{c}"] = _costs(theirs, c)[0] / _costs(mine, c)[0] if row["bound"] != "–" else np.nan
         rows.append(row)
