@@ -45,11 +45,13 @@ def _job_folder(full, combo, num: int, folders: dict, group_keys: set[str]) -> s
 
 
 def _override_dirname(job, combo) -> str:
-    """hydra.job.override_dirname as Hydra builds it (its defaults: key=value joined by ',', sorted)."""
+    """hydra.job.override_dirname by Hydra's own function, over the override lines Hydra's sweeper
+    gives this job: a key is excluded however it is written (`++seed` is `seed`)."""
+    from hydra._internal.config_loader_impl import get_overrides_dirname
+
     c = job.hydra.job.config.override_dirname
-    exclude = set(c.get("exclude_keys") or [])
-    lines = sorted(_line(o, v) for o, v in combo if o.get_key_element() not in exclude)
-    return c.item_sep.join(line.replace("=", c.kv_sep, 1) for line in lines)
+    return get_overrides_dirname(overrides=_parse([_line(o, v) for o, v in combo]), kv_sep=c.kv_sep,
+                                 item_sep=c.item_sep, exclude_keys=list(c.get("exclude_keys") or []))
 
 
 def _parse(args: list[str]):

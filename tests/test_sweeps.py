@@ -521,3 +521,15 @@ def test_a_signal_to_a_basic_sweep_stops_it_with_an_interrupted_summary(tmp_path
     assert proc.returncode == 130 and "Traceback" not in err, err
     assert _status(sweep / "0")["status"] == "interrupted"
     assert list(load_sweep(sweep).incomplete["run"]) == ["0", "(job 1)"]  # the job never started is listed
+
+
+def test_sweep_folders_are_named_as_hydra_names_them_so_a_shared_one_is_caught(tmp_path):
+    # Hydra leaves an excluded key out of override_dirname however it is written (`++seed` is
+    # `seed`): these two jobs would write one folder, and that is refused before anything is written
+    sweep = tmp_path / "sweep"
+    res = kb("run", "-m", "task=bandit", "task.steps=5", "++seed=0,1", "resume=false", f"hydra.sweep.dir={sweep}",
+             "hydra.sweep.subdir=${hydra.job.override_dirname}",
+             "hydra.job.config.override_dirname.exclude_keys=[seed,resume]", cwd=tmp_path)
+    assert res.returncode == 2 and res.stderr.count("\n") == 1, res.stderr
+    assert "jobs 0 and 1 of this sweep would write the same folder 'task.steps=5,task=bandit'" in res.stderr
+    assert not sweep.exists()
