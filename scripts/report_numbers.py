@@ -19,6 +19,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from kondo_bench.figures import COST_RATIOS, first_reach  # noqa: E402
+from kondo_bench.figures.common import vae_label  # noqa: E402
 from kondo_bench.sweeps import series_keys  # noqa: E402
 
 
@@ -185,6 +186,44 @@ def main(argv: list[str] | None = None) -> None:
         for (reg, lab), g in with_labels(runs).groupby(["regime", "label"], sort=False):
             rows.append({"regime": reg, "configuration": lab, "n": len(g), "final error": pm(g["final_quality"], 3)})
         table(rows)
+
+    vae(root)
+
+
+VAE_FIGURES = (("vae_linear", "VAE claim 1: linear decoder, Gaussian code"),
+               ("vae_anneal", "VAE claim 2: MLP decoder, silent guidance annealed into each estimator"),
+               ("vae_gate", "VAE claim 3: categorical code, the gates in encoder backward samples"))
+
+
+def vae(root: Path) -> None:
+    """Test −ELBO per configuration at a tenth, a fifth, half and all of the run (the report's
+    200 / 400 / 1,000 / 2,000 steps; 2,000 / 4,000 / 10,000 / 20,000 at paper scale), and for the
+    gates the encoder backward samples for the mean curve to reach −ELBO 170 and 140."""
+    for name, title in VAE_FIGURES:
+        if (t := load(root, name)) is None:
+            continue
+        runs, curves = t
+        runs = runs.assign(label=[vae_label(r) for _, r in runs.iterrows()])
+        curves = curves.assign(label=curves["run"].map(dict(zip(runs["run"], runs["label"]))))
+        evaluated = np.sort(curves["step"].unique())
+        at = [int(evaluated[np.abs(evaluated - f * evaluated.max()).argmin()]) for f in (0.1, 0.2, 0.5)]
+        print(f"\n## {title} (test −ELBO, nats)")
+        rows = []
+        for lab, g in runs.groupby("label", sort=False):
+            c = curves[curves["label"] == lab]
+            row = {"configuration": lab, "n": len(g)}
+            row.update({f"step {s:,}": pm(c.loc[c["step"] == s, "quality"]) for s in at})
+            row["final"] = pm(g["final_quality"])
+            row["encoder backward samples"] = f"{g['backward_samples'].mean():,.0f}"
+            rows.append(row)
+        table(rows)
+        if name == "vae_gate":
+            mean = curves.groupby(["label", "step"], sort=False)[["quality", "backward_samples", "forward_samples"]].mean()
+            for target in (170, 140):
+                hits = [(lab, c[c["quality"] <= target].sort_index()) for lab, c in mean.groupby(level="label", sort=False)]
+                print(f"\nEncoder backward samples for the mean curve to reach −ELBO {target}: " + ", ".join(
+                    f"{lab} {h['backward_samples'].iloc[0]:,.0f} (forward {h['forward_samples'].iloc[0]:,.0f})"
+                    if len(h) else f"{lab} not reached" for lab, h in hits))
 
 
 if __name__ == "__main__":
