@@ -47,3 +47,19 @@ def test_bandit_multi_is_named_and_logged_apart(tmp_path, monkeypatch, capsys):
     assert summary["task"] == "bandit" and summary["task_config"] == "bandit_multi"  # tables keep `bandit`
     assert "task=bandit_multi" in (folder / "cli.log").read_text()
     assert f"results in {folder.relative_to(tmp_path)}" in capsys.readouterr().out
+
+
+def test_a_figure_redrawn_from_the_same_data_is_the_same_pdf(tmp_path):
+    # committed figures should change in git only when what they show changes
+    import matplotlib.pyplot as plt
+
+    from kondo_bench.plots import save
+
+    def draw(stem):
+        fig, ax = plt.subplots()
+        ax.plot([1, 2, 3], [3, 1, 2])
+        return save(fig, tmp_path / stem)
+
+    first, second = draw("a"), draw("b")
+    assert first[1].read_bytes() == second[1].read_bytes()
+    assert b"CreationDate" not in first[1].read_bytes()
