@@ -19,7 +19,7 @@ METHOD_ORDER = {"reparam": -0.2, "gumbel": -0.1, "pg": 0, "ppo": 0.3, "pmpo": 0.
                 "ce": 3}
 FIXED_STYLE = {"pg": ("0.3", "s"), "dg": ("C0", "D"), "ce": ("C2", "*"), "ppo": ("olive", "P"), "pmpo": ("saddlebrown", "X"),
                "reparam": ("teal", "v"), "gumbel": ("purple", "^"), "silent": ("crimson", "*")}
-GATED_COLORS = ["C1", "C3", "C4", "C5", "C6", "C8", "C9", "C7"]
+GATED_COLORS = ["C1", "C3", "C4", "C6", "C8", "C9", "C7", "C5"]  # C5 (brown) last: PMPO is saddlebrown
 
 
 def quality_label(metric: str) -> str:

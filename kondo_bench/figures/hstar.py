@@ -21,13 +21,14 @@ H* can read: it is never more than the largest H run.
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from ..sweeps import series_keys
-from .common import config_values, panels, seeds_text
+from .common import config_values, panels
 from .core import Figure, FigureData, Scale, Sweep
 from .hsearch import Search, violations
 from .hstar_tables import THRESHOLD, brackets, budget_column, first_solved, gains_markdown, gains_table, markdown
@@ -113,8 +114,9 @@ def keys_without_horizon(runs: pd.DataFrame) -> list[str]:
 
 def hstar_table(curves: pd.DataFrame, keys: list[str], x: str = "forward_samples",
                 threshold: float = THRESHOLD) -> pd.DataFrame:
-    """H* of each configuration and seed at every budget where it can change: one row per
-    (configuration, seed, budget) with columns keys, seed, budget, hstar."""
+    """H* of each configuration and seed at every budget where it can change: the largest H solved
+    by that budget below the smallest H the seed failed within the whole budget (`hsearch.hstar_of`
+    at the end). One row per (configuration, seed, budget) with columns keys, seed, budget, hstar."""
     c = curves.assign(budget=budget_column(curves, x), reward=1 - curves["quality"].astype(float),
                       H=curves["task.horizon"].astype(int))
     rows = []
@@ -123,6 +125,10 @@ def hstar_table(curves: pd.DataFrame, keys: list[str], x: str = "forward_samples
         budgets = np.sort(g["budget"].unique())
         for seed, s in g.groupby("seed"):
             solved = s[s["reward"] > threshold].groupby("H")["budget"].min()  # first budget each H is solved at
+            # H* as the search and the seeds table define it: below the smallest H this seed never
+            # solved, so that the curve ends where the table does (a seed can fail H and solve a longer one)
+            cap = min(set(s["H"]) - set(solved.index), default=np.inf)
+            solved = solved[solved.index < cap]
             for b in budgets:
                 done = solved.index[solved.to_numpy() <= b]
                 rows.append({**dict(zip(keys, conf)), "seed": seed, "budget": b,
@@ -174,16 +180,22 @@ def draw(d: FigureData) -> list[Path]:
                     xytext=(0, 3), textcoords="offset points", fontsize=7, color="0.4", ha="right")
         ax.set_xscale("log")
         ax.set_xlabel(xlabel)
-        ax.set_ylabel(f"H* (longest H with reward > {THRESHOLD:g})")
+        ax.set_ylabel(f"H* (longest H with reward > {THRESHOLD:g},\nbelow the shortest H failed)")
         ax.grid(True, alpha=0.3)
         tidy_axes(ax)
     axes[0].legend(fontsize=8, loc="upper left")
     steps = max(int(v) for v in d.runs["steps"])
     names = ", ".join(dict.fromkeys(METHOD_NAMES.get(m, m) for m in look["method"]))
     form = "the official code's network, " if config_values(d.runs, "task.init") == "flax" else ""
-    plt.gcf().suptitle(f"H* (Fig 10): token reversal, {form}M = {config_values(d.runs, 'task.vocab')}, H in "
-                       f"{{{', '.join(map(str, grid))}}}, {steps:,} steps × 100 episodes ({names}); "
-                       f"mean over {seeds_text(d.runs)} seeds ± 1 s.e.", fontsize=11)
+    # seeds per series, not per job: the search runs each seed at its own horizons
+    n = d.runs.groupby(keys, dropna=False)["seed"].nunique()
+    seeds = str(n.min()) if n.min() == n.max() else f"{n.min()}–{n.max()}"
+    # wrapped: the searched horizons make a line wider than the panels, which would leave them
+    # small in a wide, mostly blank image
+    plt.gcf().suptitle(textwrap.fill(
+        f"H* (Fig 10): token reversal, {form}M = {config_values(d.runs, 'task.vocab')}, H in "
+        f"{{{', '.join(map(str, grid))}}}, {steps:,} steps × 100 episodes ({names}); "
+        f"mean over {seeds} seeds ± 1 s.e.", 150), fontsize=11)
     paper = {r["label"]: paper_value(r) for _, r in look.iterrows() if paper_value(r) is not None}
     return save(plt.gcf(), d.stem()) + difficulty(d, curves, paper)
 
