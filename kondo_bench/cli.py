@@ -79,12 +79,9 @@ def _in_child(cfg, out_dir: str) -> None:
     import signal
 
     from .faults import job_failed
-    from tqdm import tqdm
-
     from .results import is_finished, read_summary
 
     hydra_cfg = HydraConfig.get()
-    tqdm.get_lock()  # made here, not in the child: one the child made would be left to the resource tracker
     sys.stdout.flush()
     sys.stderr.flush()
     old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
@@ -93,6 +90,7 @@ def _in_child(cfg, out_dir: str) -> None:
     if pid == 0:
         code = 1
         try:
+            _own_locks()
             _die_with(worker)
             for s in old:
                 signal.signal(s, signal.default_int_handler if s == signal.SIGINT else signal.SIG_DFL)
@@ -120,6 +118,20 @@ def _in_child(cfg, out_dir: str) -> None:
     elif os.WIFEXITED(status) and os.WEXITSTATUS(status) and read_summary(out_dir) is None:
         job_failed(out_dir, cfg, f"the job's process ended with status {os.WEXITSTATUS(status)} and no summary")
     return None
+
+
+def _own_locks() -> None:
+    """Give a job's forked process a lock for its progress bar that no other process shares.
+    tqdm's default lock holds a multiprocessing semaphore made once per worker and inherited by
+    every job forked from it: a job killed while it held that semaphore (tqdm takes it whenever a
+    bar is made or closed, and in its monitor thread) left it taken for good, and the worker's
+    next job hung at its first bar. A thread lock is process-local, and a process-local one never
+    reaches the resource tracker either."""
+    import threading
+
+    from tqdm import tqdm
+
+    tqdm.set_lock(threading.RLock())
 
 
 def _die_with(parent: int) -> None:
