@@ -19,9 +19,11 @@ def panels(ncols: int, width: float = 5.2):
     return plt.subplots(1, ncols, figsize=(width * ncols, 4.2), squeeze=False, layout="constrained")[1][0], plt
 
 
-def seeds_text(runs: pd.DataFrame) -> str:
-    """Seeds per configuration: '3', or '2–5' where they differ."""
-    n = runs.groupby(series_keys(runs), dropna=False).size()
+def seeds_text(runs: pd.DataFrame, keys: list[str] | None = None) -> str:
+    """Seeds per configuration (`keys`, by default `series_keys`): '3', or '2–5' where they
+    differ. Distinct seeds, not runs: H* passes keys without the horizon, each seed's runs
+    being spread over the horizons its search tried."""
+    n = runs.groupby(keys or series_keys(runs), dropna=False)["seed"].nunique()
     return str(n.min()) if n.min() == n.max() else f"{n.min()}–{n.max()}"
 
 

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from ..sweeps import series_keys
-from .common import config_values, panels
+from .common import config_values, panels, seeds_text
 from .core import Figure, FigureData, Scale, Sweep
 from .hsearch import Search, violations
 from .hstar_tables import THRESHOLD, brackets, budget_column, first_solved, gains_markdown, gains_table, markdown
@@ -187,15 +187,12 @@ def draw(d: FigureData) -> list[Path]:
     steps = max(int(v) for v in d.runs["steps"])
     names = ", ".join(dict.fromkeys(METHOD_NAMES.get(m, m) for m in look["method"]))
     form = "the official code's network, " if config_values(d.runs, "task.init") == "flax" else ""
-    # seeds per series, not per job: the search runs each seed at its own horizons
-    n = d.runs.groupby(keys, dropna=False)["seed"].nunique()
-    seeds = str(n.min()) if n.min() == n.max() else f"{n.min()}–{n.max()}"
     # wrapped: the searched horizons make a line wider than the panels, which would leave them
     # small in a wide, mostly blank image
     plt.gcf().suptitle(textwrap.fill(
         f"H* (Fig 10): token reversal, {form}M = {config_values(d.runs, 'task.vocab')}, H in "
         f"{{{', '.join(map(str, grid))}}}, {steps:,} steps × 100 episodes ({names}); "
-        f"mean over {seeds} seeds ± 1 s.e.", 150), fontsize=11)
+        f"mean over {seeds_text(d.runs, keys)} seeds ± 1 s.e.", 150), fontsize=11)
     paper = {r["label"]: paper_value(r) for _, r in look.iterrows() if paper_value(r) is not None}
     return save(plt.gcf(), d.stem()) + difficulty(d, curves, paper)
 
