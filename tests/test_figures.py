@@ -43,7 +43,7 @@ def test_registry_lists_every_figure_module_and_nothing_imports_in_a_circle():
     from pathlib import Path
 
     folder = Path(figures.__file__).parent
-    machinery = {"core", "jobs", "done", "store", "command", "common", "hsearch", "hstar_tables", "stop"}
+    machinery = {"core", "jobs", "done", "store", "parked", "command", "common", "hsearch", "hstar_tables", "stop"}
     modules = {p.stem for p in folder.glob("*.py")} - machinery - {"__init__"}
     assert {m.__name__.rsplit(".", 1)[1] for m in figures.MODULES} == modules
     assert list(figures.FIGURES)[:4] == ["bandit", "mnist", "speedup", "reversal"]
@@ -346,6 +346,39 @@ def test_a_figure_job_stopped_part_way_continues_from_its_checkpoint(tmp_path):
     assert again.returncode == 0, again.stdout + again.stderr
     summary = json.loads((first / "summary.json").read_text())
     assert summary["status"] == "complete" and summary["steps"] == 6000 and summary["resumed_from_step"] is None
+
+
+def test_a_parked_job_continues_from_its_checkpoint_on_another_machine(tmp_path):
+    """`--park` copies a stopped job's checkpoint, with the metrics rows it counts, to
+    parked/ (committed; runs/ is not); with runs/ gone, as on a fresh machine, the same command
+    continues the job from the parked step, and the parked copy goes once the job is recorded
+    finished. A second `--park` with nothing newer parks nothing."""
+    import shutil
+
+    from kondo_bench.checkpoint import CHECKPOINT, read_checkpoint
+    from kondo_bench.results import read_metrics
+
+    first = tmp_path / "test" / "runs" / "bandit-ungated" / "method=pg,seed=0"
+    cmd, res, _, _ = _stopped_figures(tmp_path, signal.SIGTERM, wait=True, extra=("checkpoint_every=500",),
+                                      ready=lambda: (first / CHECKPOINT).exists())
+    assert res.returncode == 130
+    step = read_checkpoint(first / CHECKPOINT)["step"]
+    parked = tmp_path / "test" / "parked" / "bandit-ungated" / first.name
+    park = subprocess.run([*cmd, "--park"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert park.returncode == 0, park.stdout + park.stderr
+    assert f"parked bandit-ungated/{first.name} at step {step}" in park.stdout
+    state = read_checkpoint(parked / CHECKPOINT)
+    assert state["step"] == step and len(read_metrics(parked)) == state["rows"] == step // 100
+    assert read_metrics(parked) == read_metrics(first)[:state["rows"]]
+    twice = subprocess.run([*cmd, "--park"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert "0 job(s) parked" in twice.stdout, twice.stdout
+    shutil.rmtree(tmp_path / "test" / "runs")  # a fresh machine: the committed folders only
+    again = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert f"continues from its parked checkpoint (step {step})" in again.stdout + again.stderr
+    summary = json.loads((first / "summary.json").read_text())
+    assert summary["status"] == "complete" and summary["resumed_from_step"] == step
+    assert not (tmp_path / "test" / "parked" / "bandit-ungated").exists(), "a finished job stayed parked"
 
 
 def test_a_sweep_ends_its_running_job_when_figures_is_killed_outright(tmp_path):

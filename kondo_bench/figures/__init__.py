@@ -10,6 +10,7 @@ in MODULES below. The machinery lives apart and never imports a figure:
 - `jobs.py`: expand a sweep into jobs, launch those not finished, record them;
 - `done.py`: check which jobs are finished, and load their tables;
 - `store.py`: the committed records of finished jobs (`finished/<sweep>.jsonl`);
+- `parked.py`: the committed checkpoints of unfinished ones (`parked/`), to continue elsewhere;
 - `command.py`: the command line, over the registry it is given;
 - `stop.py`: a stop signal to `figures` passed on to the sweep it is running;
 - `common.py`: helpers the figure modules share (panels, seed counts, mean curves);

@@ -18,6 +18,7 @@ from ..summarize import write_table
 from .core import SCALES, Figure, FigureData, Scale
 from .done import is_done, load_jobs
 from .jobs import Plan, Watch, plan_sweeps, record_finished, run_sweeps
+from .parked import PARKED, park
 from .stop import Stopped
 
 
@@ -101,6 +102,9 @@ def main(argv: list[str], figures: dict[str, Figure]) -> int:
     parser.add_argument("--sweep", action="append", metavar="GLOB", help="only the sweeps whose name matches "
                         "(repeatable), e.g. --sweep 'hstar-dgk-*': two commands over disjoint sweeps keep two cores "
                         "busy where each sweep runs one job at a time")
+    parser.add_argument("--park", action="store_true", help="launch nothing: copy the latest checkpoint of each "
+                        "unfinished job (with the metrics rows it counts) to OUT/SCALE/parked/, to commit beside "
+                        "finished/; the same command on another machine continues those jobs from there")
     parser.add_argument("--verbose", "-v", action="store_true", help="show the runs' full output")
     parser.add_argument("overrides", nargs="*", help="extra KEY=VALUE for every job, e.g. hydra/launcher=joblib")
     try:
@@ -143,6 +147,8 @@ def main(argv: list[str], figures: dict[str, Figure]) -> int:
             return 2
     jobs = {j.folder: j for ps in plans.values() for p in ps for j in p.jobs}  # figures share sweeps
     skipped = sum(is_done(j, extra) for j in jobs.values())
+    if args.park:
+        return park_all([p for ps in plans.values() for p in ps], extra, out)
     if args.dry_run:
         for p in (p for ps in plans.values() for p in ps if p.sweep.select is not None):
             todo = [j.folder.name for j in p.jobs if not is_done(j, extra)]
@@ -183,6 +189,21 @@ def main(argv: list[str], figures: dict[str, Figure]) -> int:
     return 1 if failed else 0
 
 
+
+
+def park_all(plans: list[Plan], extra: list[str], out: Path) -> int:
+    """`--park`: the unfinished jobs' checkpoints to OUT/SCALE/parked/ (parked.py)."""
+    seen, n = set(), 0
+    for p in plans:
+        if p.sweep.name in seen:  # figures share sweeps
+            continue
+        seen.add(p.sweep.name)
+        for name, step in park(p.parked, [j for j in p.jobs if not is_done(j, extra)]):
+            print(f"[figures] parked {p.sweep.name}/{name} at step {step}")
+            n += 1
+    print(f"[figures] {n} job(s) parked in {out / PARKED}" + (": commit it, and the same command on any machine "
+          "continues them from there" if n else " (no unfinished job has a checkpoint later than its parked one)"))
+    return 0
 
 
 def redraw(figs: list[Figure], scale: Scale, out: Path) -> int:

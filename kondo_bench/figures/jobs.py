@@ -31,6 +31,7 @@ from ..sweepstop import DIE_WITH_ENV
 from .core import Figure, Scale, Sweep
 from .done import Job, folder_done, is_done, record_difference, resolved_config
 from .stop import PassOn
+from .parked import drop, parked_dir_of, unpark
 from .store import read_store, record_of, store_path, write_store
 
 
@@ -135,6 +136,7 @@ class Plan:
     exclude: list
     jobs: list
     store: Path  # the sweep's finished/ file
+    parked: Path | None = None  # the sweep's parked/ folder (parked.py)
 
 
 def plan_sweeps(fig: Figure, scale: Scale, out: Path, extra: list[str], only: list[str] | None = None) -> list[Plan]:
@@ -165,7 +167,7 @@ def plan_sweeps(fig: Figure, scale: Scale, out: Path, extra: list[str], only: li
             print(f"[{fig.name}] sweep {sweep.name}: {len(other)} of its committed records ran another config, e.g. "
                   f"{Counter(other).most_common(1)[0][0]}: give the command the same settings to use them (running "
                   f"replaces them)", flush=True)
-        plans.append(Plan(sweep, root, exclude, jobs, store))
+        plans.append(Plan(sweep, root, exclude, jobs, store, parked_dir_of(out, sweep.name)))
     return plans
 
 
@@ -189,7 +191,10 @@ def record_finished(plan: Plan, extra: list[str]) -> bool:
     for j in plan.jobs:
         if folder_done(j, extra):
             j.record = records[j.folder.name] = record_of(j.folder)
-    return write_store(plan.store, records) if records else False
+    changed = write_store(plan.store, records) if records else False
+    if plan.parked is not None:  # a finished job's record replaces its parked checkpoint
+        drop(plan.parked, [j for j in plan.jobs if is_done(j, extra)])
+    return changed
 
 
 @dataclass
@@ -227,6 +232,10 @@ def run_sweeps(fig: Figure, plans: list[Plan], extra: list[str], verbose: bool, 
             record_finished(p, extra)  # folders finished before the records existed (or on this machine)
             continue
         forget_finished(todo)
+        if p.parked is not None:
+            for name, step in unpark(p.parked, todo):
+                watch.progress.write(f"[{fig.name}] {p.sweep.name}/{name}: continues from its parked checkpoint "
+                                     f"(step {step})")
         whole = len(todo) == len(p.jobs) and p.sweep.select is None
         batches = [list(p.sweep.overrides)] if whole else grids([j.overrides for j in todo])
         try:

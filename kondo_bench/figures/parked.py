@@ -1,0 +1,103 @@
+"""Unfinished jobs carried to another machine: `<out>/<scale>/parked/<sweep>/<job>/`.
+
+A run folder is not committed (`runs/` is ignored), so a job stopped part-way continues from
+its checkpoint on the machine that ran it only: on a new machine the same command would start
+it again from step 0, and a paper-scale H* run can be two CPU-hours. `kondo-bench figures
+--park` copies each unfinished job's latest checkpoint, with the metrics rows it counts, into
+the sweep's parked folder, to commit beside `finished/`:
+
+    parked/<sweep>/<job>/checkpoint.pt    # as the run wrote it (checksummed; see checkpoint.py)
+    parked/<sweep>/<job>/metrics.jsonl    # its first `rows` rows, the ones the checkpoint counts
+
+Before a job is launched, a parked checkpoint of its config at a later step than its folder's
+own is copied into the folder, and the run continues from it as from its own (resume=true).
+A job's parked copy is removed once the job is finished: its `finished/` record replaces it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+
+from ..checkpoint import CHECKPOINT, read_checkpoint
+from ..folderlock import lock_holder
+from ..resultconfig import upgraded
+from ..results import METRICS, _atomic_write_text, read_metrics
+from .done import Job, _canonical
+
+PARKED = "parked"  # the folder of the parked jobs, beside runs/ and finished/ under <out>/<scale>/
+log = logging.getLogger(__name__)
+
+
+def _state(path: Path, job: Job) -> dict | None:
+    """The checkpoint file's state if it is sound and of the job's config, else None."""
+    try:
+        state = read_checkpoint(path)
+    except (ValueError, OSError):  # missing, cut short, or not a checkpoint
+        return None
+    ran = _canonical(upgraded(state.get("result_config") or {}))
+    return state if job.config is None or ran == job.config else None
+
+
+def _step(folder: Path, job: Job) -> int:
+    state = _state(folder / CHECKPOINT, job)
+    return -1 if state is None else int(state["step"])
+
+
+def _copy(src: Path, dst: Path, job: Job) -> int | None:
+    """Copy src's checkpoint and the metrics rows it counts into dst (the rows first, the
+    checkpoint last, each in one rename: a copy cut short leaves no checkpoint without its
+    rows); the checkpoint's step, or None when src has no sound checkpoint of the job's config
+    or fewer rows than it counts."""
+    data = (src / CHECKPOINT).read_bytes() if (src / CHECKPOINT).is_file() else b""
+    dst.mkdir(parents=True, exist_ok=True)
+    tmp = dst / f".{CHECKPOINT}.copy.tmp"
+    tmp.write_bytes(data)  # the bytes read once: the run may write a newer checkpoint meanwhile
+    try:
+        state = _state(tmp, job)
+        rows = read_metrics(src)[:state["rows"]] if state else []
+        if state is None or len(rows) < state["rows"]:
+            return None
+        _atomic_write_text(dst / METRICS, "".join(json.dumps(row) + "\n" for row in rows))
+        tmp.replace(dst / CHECKPOINT)
+        return int(state["step"])
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def parked_dir_of(out: Path, sweep: str) -> Path:
+    """A sweep's parked folder, beside its runs/ folder and finished/ file."""
+    return out / PARKED / sweep
+
+
+def park(parked_dir: Path, jobs: list[Job]) -> list[tuple[str, int]]:
+    """Park each job whose folder holds a checkpoint of its config later than its parked one;
+    the (job, step) pairs parked."""
+    parked = []
+    for j in jobs:
+        dst = parked_dir / j.folder.name
+        if _step(j.folder, j) > _step(dst, j) and (step := _copy(j.folder, dst, j)) is not None:
+            parked.append((j.folder.name, step))
+    return parked
+
+
+def unpark(parked_dir: Path, jobs: list[Job]) -> list[tuple[str, int]]:
+    """Copy each job's parked checkpoint into its run folder where it is later than the
+    folder's own (and no live run is writing the folder); the (job, step) pairs the runs will
+    continue from."""
+    restored = []
+    for j in jobs:
+        src = parked_dir / j.folder.name
+        if lock_holder(j.folder) is None and _step(src, j) > _step(j.folder, j) and (step := _copy(src, j.folder, j)) is not None:
+            restored.append((j.folder.name, step))
+    return restored
+
+
+def drop(parked_dir: Path, jobs: list[Job]) -> None:
+    """Remove the parked copies of these (finished) jobs, and the sweep's folder once empty."""
+    for j in jobs:
+        shutil.rmtree(parked_dir / j.folder.name, ignore_errors=True)
+    if parked_dir.is_dir() and not any(parked_dir.iterdir()):
+        parked_dir.rmdir()
