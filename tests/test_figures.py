@@ -372,7 +372,11 @@ def test_a_parked_job_continues_from_its_checkpoint_on_another_machine(tmp_path)
     assert read_metrics(parked) == read_metrics(first)[:state["rows"]]
     twice = subprocess.run([*cmd, "--park"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert "0 job(s) parked" in twice.stdout, twice.stdout
+    dry = subprocess.run([*cmd, "--dry-run"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert "would continue" not in dry.stdout, "its own folder's checkpoint is as late"
     shutil.rmtree(tmp_path / "test" / "runs")  # a fresh machine: the committed folders only
+    dry = subprocess.run([*cmd, "--dry-run"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert f"bandit-ungated/{first.name}: would continue from its parked checkpoint (step {step})" in dry.stdout
     again = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stdout + again.stderr
     assert f"continues from its parked checkpoint (step {step})" in again.stdout + again.stderr

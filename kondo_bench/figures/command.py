@@ -18,7 +18,7 @@ from ..summarize import write_table
 from .core import SCALES, Figure, FigureData, Scale
 from .done import is_done, load_jobs
 from .jobs import Plan, Watch, plan_sweeps, record_finished, run_sweeps
-from .parked import PARKED, park
+from .parked import PARKED, park, step_of
 from .stop import Stopped
 
 
@@ -153,6 +153,11 @@ def main(argv: list[str], figures: dict[str, Figure]) -> int:
         for p in (p for ps in plans.values() for p in ps if p.sweep.select is not None):
             todo = [j.folder.name for j in p.jobs if not is_done(j, extra)]
             print(f"[figures] {p.sweep.name}: next " + ("; ".join(todo) if todo else "nothing: its search is done"))
+        for p in (p for ps in plans.values() for p in ps):
+            for j in (j for j in p.jobs if not is_done(j, extra)):
+                if (step := step_of(p.parked / j.folder.name, j)) > step_of(j.folder, j):
+                    print(f"[figures] {p.sweep.name}/{j.folder.name}: would continue from its parked checkpoint "
+                          f"(step {step})")
         print(f"[figures] {len(jobs)} jobs, {skipped} done, {len(jobs) - skipped} to run (dry run: nothing launched)")
         return 0
     watch = Watch(Progress(len(jobs), skipped=skipped, label="[figures] jobs"), skipped)

@@ -41,7 +41,8 @@ def _state(path: Path, job: Job) -> dict | None:
     return state if job.config is None or ran == job.config else None
 
 
-def _step(folder: Path, job: Job) -> int:
+def step_of(folder: Path, job: Job) -> int:
+    """The step of the folder's checkpoint of the job's config; -1 where it has none."""
     state = _state(folder / CHECKPOINT, job)
     return -1 if state is None else int(state["step"])
 
@@ -78,7 +79,7 @@ def park(parked_dir: Path, jobs: list[Job]) -> list[tuple[str, int]]:
     parked = []
     for j in jobs:
         dst = parked_dir / j.folder.name
-        if _step(j.folder, j) > _step(dst, j) and (step := _copy(j.folder, dst, j)) is not None:
+        if step_of(j.folder, j) > step_of(dst, j) and (step := _copy(j.folder, dst, j)) is not None:
             parked.append((j.folder.name, step))
     return parked
 
@@ -90,7 +91,8 @@ def unpark(parked_dir: Path, jobs: list[Job]) -> list[tuple[str, int]]:
     restored = []
     for j in jobs:
         src = parked_dir / j.folder.name
-        if lock_holder(j.folder) is None and _step(src, j) > _step(j.folder, j) and (step := _copy(src, j.folder, j)) is not None:
+        later = step_of(src, j) > step_of(j.folder, j)
+        if later and lock_holder(j.folder) is None and (step := _copy(src, j.folder, j)) is not None:
             restored.append((j.folder.name, step))
     return restored
 
