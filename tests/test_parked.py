@@ -46,7 +46,7 @@ def test_unpark_never_replaces_a_later_checkpoint_nor_copies_another_config_or_a
 
     other = _job(tmp_path / "runs2" / "seed=0")
     _run(parked_dir / "seed=0", 500, config={**CONFIG, "seed": 1})  # parked by another config
-    assert unpark(parked_dir, [other]) == [] and not (other.folder / CHECKPOINT).exists()
+    assert unpark(parked_dir, [other]) == [] and not other.folder.exists()  # no empty folder left either
 
     _run(parked_dir / "seed=0", 500)
     data = bytearray((parked_dir / "seed=0" / CHECKPOINT).read_bytes())

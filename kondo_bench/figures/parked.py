@@ -17,7 +17,6 @@ A job's parked copy is removed once the job is finished: its `finished/` record 
 from __future__ import annotations
 
 import json
-import logging
 import shutil
 from pathlib import Path
 
@@ -28,7 +27,6 @@ from ..results import METRICS, _atomic_write_text, read_metrics
 from .done import Job, _canonical
 
 PARKED = "parked"  # the folder of the parked jobs, beside runs/ and finished/ under <out>/<scale>/
-log = logging.getLogger(__name__)
 
 
 def _state(path: Path, job: Job) -> dict | None:
@@ -51,21 +49,28 @@ def _copy(src: Path, dst: Path, job: Job) -> int | None:
     """Copy src's checkpoint and the metrics rows it counts into dst (the rows first, the
     checkpoint last, each in one rename: a copy cut short leaves no checkpoint without its
     rows); the checkpoint's step, or None when src has no sound checkpoint of the job's config
-    or fewer rows than it counts."""
-    data = (src / CHECKPOINT).read_bytes() if (src / CHECKPOINT).is_file() else b""
+    or fewer rows than it counts (then dst is left as it was)."""
+    try:
+        data = (src / CHECKPOINT).read_bytes()  # read once: the run may write a newer one meanwhile
+    except OSError:
+        return None
+    made = not dst.exists()
     dst.mkdir(parents=True, exist_ok=True)
     tmp = dst / f".{CHECKPOINT}.copy.tmp"
-    tmp.write_bytes(data)  # the bytes read once: the run may write a newer checkpoint meanwhile
+    step = None
     try:
+        tmp.write_bytes(data)
         state = _state(tmp, job)
         rows = read_metrics(src)[:state["rows"]] if state else []
-        if state is None or len(rows) < state["rows"]:
-            return None
-        _atomic_write_text(dst / METRICS, "".join(json.dumps(row) + "\n" for row in rows))
-        tmp.replace(dst / CHECKPOINT)
-        return int(state["step"])
+        if state is not None and len(rows) == state["rows"]:
+            _atomic_write_text(dst / METRICS, "".join(json.dumps(row) + "\n" for row in rows))
+            tmp.replace(dst / CHECKPOINT)
+            step = int(state["step"])
     finally:
         tmp.unlink(missing_ok=True)
+        if step is None and made:
+            dst.rmdir()
+    return step
 
 
 def parked_dir_of(out: Path, sweep: str) -> Path:
