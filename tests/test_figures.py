@@ -323,7 +323,8 @@ def test_a_stop_signal_to_figures_stops_its_sweep_and_the_same_command_continues
     again = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stdout + again.stderr
     assert [json.loads((j / "summary.json").read_text())["status"] for j in (first, second)] == ["complete"] * 2
-    assert (tmp_path / "test" / "bandit.png").exists() and "all figures done" in again.stdout
+    # drawn, from all the figure's sweeps: the other sweep's 3 jobs (never launched here) are missing
+    assert (tmp_path / "test" / "bandit.png").exists() and "figures drawn from 2 of 5 jobs" in again.stdout
 
 
 def test_a_figure_job_stopped_part_way_continues_from_its_checkpoint(tmp_path):
@@ -346,6 +347,30 @@ def test_a_figure_job_stopped_part_way_continues_from_its_checkpoint(tmp_path):
     assert again.returncode == 0, again.stdout + again.stderr
     summary = json.loads((first / "summary.json").read_text())
     assert summary["status"] == "complete" and summary["steps"] == 6000 and summary["resumed_from_step"] is None
+
+
+def test_a_command_over_some_sweeps_draws_the_figure_from_all_of_them(tmp_path):
+    """`--sweep` limits what is launched, not what is drawn: a command over one sweep of a
+    figure writes its tables with every sweep's finished jobs and lists the others' missing jobs
+    in _incomplete.csv, so it never leaves a figure that looks complete without them."""
+    import pandas as pd
+
+    def figures(sweep):
+        cmd = [sys.executable, "-m", "kondo_bench", "figures", "--scale", "test", "--only", "bandit", "--seeds", "1",
+               "--sweep", sweep, "--out", str(tmp_path), "device.threads=1"]
+        res = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+        assert res.returncode == 0, res.stdout + res.stderr
+        return res.stdout
+
+    out = tmp_path / "test"
+    said = figures("bandit-ungated")
+    assert set(pd.read_csv(out / "bandit_runs.csv")["sweep"]) == {"bandit-ungated"}
+    missing = pd.read_csv(out / "bandit_incomplete.csv")
+    assert len(missing) == 3 and missing["run"].str.startswith("bandit-dgk-hard-gate/").all()
+    assert "figures drawn from 2 of 5 jobs" in said
+    said = figures("bandit-dgk-hard-gate")
+    assert set(pd.read_csv(out / "bandit_runs.csv")["sweep"]) == {"bandit-ungated", "bandit-dgk-hard-gate"}
+    assert not (out / "bandit_incomplete.csv").exists() and "all figures done" in said
 
 
 def test_a_parked_job_continues_from_its_checkpoint_on_another_machine(tmp_path):

@@ -12,6 +12,7 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Callable
 
 from ..progress import Progress
 from ..summarize import write_table
@@ -40,7 +41,11 @@ def cheapest(plans: list[Plan], extra: list[str]) -> list[Plan]:
 
 
 def make_figure(fig: Figure, scale: Scale, out: Path, extra: list[str], verbose: bool,
-                plans: list[Plan], watch: Watch, launch: bool = True) -> tuple[list[Path], int]:
+                plans: list[Plan], watch: Watch, launch: bool = True,
+                drawn: Callable[[], list[Plan]] | None = None) -> tuple[list, int]:
+    """Launch the plans' missing jobs (unless not `launch`), then draw the figure from the jobs of
+    `drawn()` (planned once these have run; by default the same plans); returns the jobs it
+    was drawn from and the number of failed launches."""
     started, say = time.time(), watch.progress.write  # lines above the progress bar on a terminal
     say(f"[{fig.name}] {fig.about} (scale {scale.name})")
     if launch:
@@ -49,6 +54,8 @@ def make_figure(fig: Figure, scale: Scale, out: Path, extra: list[str], verbose:
         jobs, failed = [j for p in plans for j in p.jobs], 0
         for p in plans:  # jobs finished in folders (by hand, or before an interrupt) kept for the next session
             record_finished(p, extra)
+    if drawn is not None:
+        jobs = [j for p in drawn() for j in p.jobs]
     data = load_jobs(fig.name, scale, out, jobs, extra)
     written = []
     for stale in data.stem("_incomplete").parent.glob(data.stem("_incomplete").name + ".*"):
@@ -58,7 +65,7 @@ def make_figure(fig: Figure, scale: Scale, out: Path, extra: list[str], verbose:
         say(f"[{fig.name}] {len(data.incomplete)} job(s) not complete, left out: see {written[-1]}")
     if data.runs.empty:
         print(f"[{fig.name}] no complete runs: nothing to draw", file=sys.stderr)
-        return written, failed + 1
+        return jobs, failed + 1
     written += write_table(data.runs, data.stem("_runs"))
     written += write_table(data.curves, data.stem("_curves"))  # the metrics rows: figures redrawable from tables
     from ..labels import key_numbers
@@ -71,7 +78,7 @@ def make_figure(fig: Figure, scale: Scale, out: Path, extra: list[str], verbose:
         say(f"[{fig.name}] {note}")
     say(f"[{fig.name}] done in {time.time() - started:.0f} s: " + ", ".join(str(p) for p in written
                                                                            if p.suffix != ".pdf"))
-    return written, failed
+    return jobs, failed
 
 
 def main(argv: list[str], figures: dict[str, Figure]) -> int:
@@ -99,9 +106,10 @@ def main(argv: list[str], figures: dict[str, Figure]) -> int:
     parser.add_argument("--seeds", type=int, default=None, metavar="N", help="run and draw only the first N seeds "
                         "of each sweep at this scale (build a big figure up in pieces: a later run without it "
                         "finds these jobs done)")
-    parser.add_argument("--sweep", action="append", metavar="GLOB", help="only the sweeps whose name matches "
-                        "(repeatable), e.g. --sweep 'hstar-dgk-*': two commands over disjoint sweeps keep two cores "
-                        "busy where each sweep runs one job at a time")
+    parser.add_argument("--sweep", action="append", metavar="GLOB", help="launch only the sweeps whose name "
+                        "matches (repeatable), e.g. --sweep 'hstar-dgk-*': two commands over disjoint sweeps keep two "
+                        "cores busy where each sweep runs one job at a time; the figure is still drawn from all its "
+                        "sweeps' finished jobs")
     parser.add_argument("--park", action="store_true", help="launch nothing: copy the latest checkpoint of each "
                         "unfinished job (with the metrics rows it counts) to OUT/SCALE/parked/, to commit beside "
                         "finished/; the same command on another machine continues those jobs from there")
@@ -137,6 +145,11 @@ def main(argv: list[str], figures: dict[str, Figure]) -> int:
     def plan(fig: Figure) -> list[Plan]:  # --sweep: only the sweeps named (e.g. two commands on two cores)
         return plan_sweeps(fig, scale, out, extra, args.sweep)
 
+    def whole(fig: Figure) -> Callable[[], list[Plan]] | None:
+        """What a figure is drawn from: all its sweeps, also under --sweep (which limits only what
+        is launched), so a command over some sweeps never writes a figure missing the others."""
+        return (lambda: plan_sweeps(fig, scale, out, extra)) if args.sweep else None
+
     plans = {f.name: plan(f) for f in figs}
     first = next((j for ps in plans.values() for p in ps for j in p.jobs), None)
     if first is not None and not args.no_launch and not args.dry_run:
@@ -164,7 +177,9 @@ def main(argv: list[str], figures: dict[str, Figure]) -> int:
     try:
         for fig in figs:
             if args.no_launch or not any(p.sweep.select for p in plans[fig.name]):
-                _, f = make_figure(fig, scale, out, extra, args.verbose, plans[fig.name], watch, not args.no_launch)
+                drawn, f = make_figure(fig, scale, out, extra, args.verbose, plans[fig.name], watch,
+                                       not args.no_launch, whole(fig))
+                jobs.update((j.folder, j) for j in drawn)
                 failed += f
                 continue
             # a searching figure (H*): run its cheapest proposed jobs, propose again from what
@@ -179,7 +194,9 @@ def main(argv: list[str], figures: dict[str, Figure]) -> int:
                 _, f = run_sweeps(fig, batch, extra, args.verbose, watch, broken)
                 failed += f
                 plans[fig.name] = plan(fig)
-            _, f = make_figure(fig, scale, out, extra, args.verbose, plans[fig.name], watch, launch=False)
+            drawn, f = make_figure(fig, scale, out, extra, args.verbose, plans[fig.name], watch, launch=False,
+                                   drawn=whole(fig))
+            jobs.update((j.folder, j) for j in drawn)
             failed += f
     except Stopped as e:  # the sweep running then has ended its jobs (stop.py)
         watch.progress.close()
