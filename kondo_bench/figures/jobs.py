@@ -8,7 +8,8 @@ either its folder holds a `summary.json` with status complete, or the sweep's co
 file `<out>/<scale>/finished/<sweep>.jsonl` has a complete record of it (`done.py` decides,
 and loads the finished jobs' tables; `store.py` keeps the records). Only the rest are
 launched (as few multiruns as possible); after each sweep its finished folders are recorded
-in that file, so the next `kondo-bench figures`, on any machine, skips them too. A stop
+in that file, so the next `kondo-bench figures`, on any machine, skips them too; a job
+stopped part-way and parked (`parked.py`) continues there from its parked checkpoint. A stop
 signal while a sweep runs is passed on to it; `figures` ends once it has (`stop.py`).
 """
 
@@ -30,8 +31,8 @@ from ..results import FINISHED, SUMMARY
 from ..sweepstop import DIE_WITH_ENV
 from .core import Figure, Scale, Sweep
 from .done import Job, folder_done, is_done, record_difference, resolved_config
-from .stop import PassOn
 from .parked import drop, parked_dir_of, unpark
+from .stop import PassOn
 from .store import read_store, record_of, store_path, write_store
 
 
