@@ -30,7 +30,7 @@ from ..progress import Progress
 from ..results import FINISHED, SUMMARY
 from ..sweepstop import DIE_WITH_ENV
 from .core import Figure, Scale, Sweep
-from .done import Job, folder_done, is_done, record_difference, resolved_config
+from .done import Job, folder_done, is_done, record_difference, record_done, resolved_config
 from .parked import drop, parked_dir_of, unpark
 from .stop import PassOn
 from .store import read_store, record_of, store_path, write_store
@@ -136,8 +136,12 @@ class Plan:
     root: Path
     exclude: list
     jobs: list
-    store: Path  # the sweep's finished/ file
-    parked: Path | None = None  # the sweep's parked/ folder (parked.py)
+    store: Path  # the sweep's finished/ file, <out>/<scale>/finished/<sweep>.jsonl
+
+    @property
+    def parked(self) -> Path:
+        """The sweep's parked/ folder (parked.py), beside its finished/ file."""
+        return parked_dir_of(self.store.parent.parent, self.sweep.name)
 
 
 def plan_sweeps(fig: Figure, scale: Scale, out: Path, extra: list[str], only: list[str] | None = None) -> list[Plan]:
@@ -168,7 +172,7 @@ def plan_sweeps(fig: Figure, scale: Scale, out: Path, extra: list[str], only: li
             print(f"[{fig.name}] sweep {sweep.name}: {len(other)} of its committed records ran another config, e.g. "
                   f"{Counter(other).most_common(1)[0][0]}: give the command the same settings to use them (running "
                   f"replaces them)", flush=True)
-        plans.append(Plan(sweep, root, exclude, jobs, store, parked_dir_of(out, sweep.name)))
+        plans.append(Plan(sweep, root, exclude, jobs, store))
     return plans
 
 
@@ -193,8 +197,7 @@ def record_finished(plan: Plan, extra: list[str]) -> bool:
         if folder_done(j, extra):
             j.record = records[j.folder.name] = record_of(j.folder)
     changed = write_store(plan.store, records) if records else False
-    if plan.parked is not None:  # a finished job's record replaces its parked checkpoint
-        drop(plan.parked, [j for j in plan.jobs if is_done(j, extra)])
+    drop(plan.parked, [j for j in plan.jobs if record_done(j, extra)])  # its record replaces its parked copy
     return changed
 
 
@@ -233,10 +236,9 @@ def run_sweeps(fig: Figure, plans: list[Plan], extra: list[str], verbose: bool, 
             record_finished(p, extra)  # folders finished before the records existed (or on this machine)
             continue
         forget_finished(todo)
-        if p.parked is not None:
-            for name, step in unpark(p.parked, todo):
-                watch.progress.write(f"[{fig.name}] {p.sweep.name}/{name}: continues from its parked checkpoint "
-                                     f"(step {step})")
+        for name, step in unpark(p.parked, todo):
+            watch.progress.write(f"[{fig.name}] {p.sweep.name}/{name}: continues from its parked checkpoint "
+                                 f"(step {step})")
         whole = len(todo) == len(p.jobs) and p.sweep.select is None
         batches = [list(p.sweep.overrides)] if whole else grids([j.overrides for j in todo])
         try:

@@ -104,6 +104,8 @@ def unpark(parked_dir: Path, jobs: list[Job]) -> list[tuple[str, int]]:
 
 def drop(parked_dir: Path, jobs: list[Job]) -> None:
     """Remove the parked copies of these (finished) jobs, and the sweep's folder once empty."""
+    if not parked_dir.is_dir():  # the common case: nothing of this sweep is parked
+        return
     for j in jobs:
         shutil.rmtree(parked_dir / j.folder.name, ignore_errors=True)
     if parked_dir.is_dir() and not any(parked_dir.iterdir()):
