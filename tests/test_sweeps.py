@@ -535,34 +535,45 @@ def test_sweep_folders_are_named_as_hydra_names_them_so_a_shared_one_is_caught(t
     assert not sweep.exists()
 
 
+# The forks run in a fresh interpreter, as in a joblib worker (one thread, no torch thread pool),
+# not in the pytest worker, whose threads a fork would copy half-held; its time limit bounds the
+# whole test. It prints the killed job's signal and then how the next job ended.
+_FORKS = """
+import os, signal, sys, time
+from tqdm import tqdm
+from kondo_bench.cli import _own_locks
+
+tqdm.get_lock()  # the worker's lock, made before it forks, as tqdm's default would be shared
+
+def fork(body):
+    pid = os.fork()
+    if pid == 0:
+        try:
+            _own_locks()
+            body()
+        finally:
+            os._exit(0)
+    return pid
+
+killed = fork(lambda: (tqdm.get_lock().acquire(), os.kill(os.getpid(), signal.SIGKILL)))
+print(os.WTERMSIG(os.waitpid(killed, 0)[1]), flush=True)
+nxt = fork(lambda: tqdm(total=1, disable=True).close())  # made and closed: the lock taken twice
+deadline = time.monotonic() + 30
+while (done := os.waitpid(nxt, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
+    time.sleep(0.05)
+if done[0] == 0:
+    os.kill(nxt, signal.SIGKILL)
+    print("hung", flush=True)
+else:
+    print("exited" if os.WIFEXITED(done[1]) else "signalled", flush=True)
+"""
+
+
 @pytest.mark.skipif(not hasattr(os, "fork"), reason="jobs fork only where the OS can")
 def test_a_job_killed_holding_its_progress_bar_lock_does_not_hang_the_next_job_of_its_worker():
     """Jobs forked from one joblib worker used to share tqdm's multiprocessing lock: one killed
     while holding it (tqdm takes it whenever a bar is made or closed) hung the worker's next job
     at its first bar. Each job's process now takes a lock of its own (`_own_locks`)."""
-    from tqdm import tqdm
-
-    from kondo_bench.cli import _own_locks
-
-    tqdm.get_lock()  # the worker's lock, made before it forks, as tqdm's default would be shared
-
-    def fork(body) -> int:
-        pid = os.fork()
-        if pid == 0:
-            try:
-                _own_locks()
-                body()
-            finally:
-                os._exit(0)
-        return pid
-
-    killed = fork(lambda: (tqdm.get_lock().acquire(), os.kill(os.getpid(), signal.SIGKILL)))
-    assert os.WTERMSIG(os.waitpid(killed, 0)[1]) == signal.SIGKILL
-    nxt = fork(lambda: tqdm(total=1, disable=True).close())  # made and closed: the lock taken twice
-    deadline = time.monotonic() + 30
-    while (done := os.waitpid(nxt, os.WNOHANG))[0] == 0 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    if done[0] == 0:
-        os.kill(nxt, signal.SIGKILL)
-        os.waitpid(nxt, 0)
-    assert done[0] == nxt and os.WIFEXITED(done[1]), "the next job hung on the killed job's lock"
+    res = subprocess.run([sys.executable, "-c", _FORKS], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.split() == [str(int(signal.SIGKILL)), "exited"], "the next job hung on the killed job's lock"
