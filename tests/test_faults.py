@@ -6,7 +6,10 @@ import json
 import logging
 import os
 import random
+import select
 import signal
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -106,25 +109,24 @@ def test_a_resume_over_a_torn_line_continues_from_the_checkpoint(tmp_path):
     assert TORN not in (cut / METRICS).read_text()
 
 
-def _hold_lock(folder: Path) -> int:
-    """A child process that holds the folder's lock until killed; returns its pid."""
-    read, write = os.pipe()
-
-    def hold():
-        FolderLock(folder).__enter__()
-        os.write(write, b"x")
-        time.sleep(120)
-
-    pid = _fork(hold)
-    os.close(write)
-    assert os.read(read, 1) == b"x"
-    os.close(read)
-    return pid
+def _hold_lock(folder: Path) -> subprocess.Popen:
+    """A process that holds the folder's lock until killed. A fresh interpreter, not a fork of
+    this (threaded) test process, and its "x" is awaited with a deadline: a wait with no bound
+    here would hold the whole suite if the holder never got the lock."""
+    code = ("import sys, time; from kondo_bench.reliability import FolderLock; "
+            f"FolderLock({str(folder)!r}).__enter__(); print('x', flush=True); time.sleep(120)")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    ready, _, _ = select.select([proc.stdout], [], [], 60)
+    if not ready or proc.stdout.readline() != b"x\n":
+        proc.kill()
+        raise AssertionError(f"the lock holder did not start: {proc.communicate(timeout=30)[1][-2000:]!r}")
+    return proc
 
 
 def test_one_writer_per_folder_and_a_dead_writer_does_not_block(tmp_path, capsys):
     run = tmp_path / "run"
-    pid = _hold_lock(run)
+    holder = _hold_lock(run)
+    pid = holder.pid
     try:
         with pytest.raises(FolderBusy, match=f"process {pid}"):
             run_experiment(make_cfg("task=bandit", "task.steps=5"), run)
@@ -135,8 +137,8 @@ def test_one_writer_per_folder_and_a_dead_writer_does_not_block(tmp_path, capsys
         assert exit_.value.code == 2 and err.count("\n") == 1 and f"being written by process {pid}" in err
         assert sorted(p.name for p in run.iterdir()) == before == [LOCK]  # Hydra wrote nothing there
     finally:
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
+        holder.kill()
+        holder.wait(timeout=30)
     # the lock of a dead process (kill -9) does not count
     assert run_experiment(make_cfg("task=bandit", "task.steps=5", "progress=false"), run)["status"] == "complete"
     assert json.loads((run / "summary.json").read_text())["status"] == "complete"
