@@ -539,7 +539,7 @@ def test_sweep_folders_are_named_as_hydra_names_them_so_a_shared_one_is_caught(t
 # not in the pytest worker, whose threads a fork would copy half-held; its time limit bounds the
 # whole test. It prints the killed job's signal and then how the next job ended.
 _FORKS = """
-import os, signal, sys, time
+import os, signal, time
 from tqdm import tqdm
 from kondo_bench.cli import _own_locks
 
