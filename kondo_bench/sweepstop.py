@@ -8,8 +8,8 @@ Ctrl-C or SIGTERM to a `kondo-bench run -m ...` parent process:
 - passes the signal on to every live job of the sweep in another process (a joblib worker):
   each job's lock file names its pid, so the signal goes to the processes running jobs and
   to nothing else. Each of them ends its run with an "interrupted" summary (a second signal:
-  at once). It keeps looking, every `POLL` seconds, until the launcher returns, so a job that
-  took its lock just after the signal is stopped too;
+  at once). A thread started with the handlers looks every `POLL` seconds until the launcher
+  returns, so a job that took its lock just after the signal is stopped too;
 - the parent then exits with status 130 (see cli.main), and joblib's idle workers are shut
   down, so no process outlives the sweep.
 
@@ -84,6 +84,10 @@ class SweepStopper:
     def installed(self):
         os.environ[PARENT_ENV] = str(os.getpid())
         old = {s: signal.signal(s, self._handler) for s in (signal.SIGINT, signal.SIGTERM)}
+        # The forwarding thread starts here, not in the handler: starting a thread takes
+        # threading's internal locks, which the interrupted main thread may be holding.
+        self.thread = threading.Thread(target=self._forward, daemon=True)
+        self.thread.start()
         try:
             yield self
         finally:
@@ -95,16 +99,14 @@ class SweepStopper:
             os.environ.pop(PARENT_ENV, None)
 
     def _handler(self, signum, _frame) -> None:
-        self.signals.append(signum)
+        # Only a list append and a file write: nothing that takes a lock the main thread holds.
         mark_stopped(self.dir, signal.Signals(signum).name)
-        if self.thread is None:
-            self.thread = threading.Thread(target=self._forward, daemon=True)
-            self.thread.start()
+        self.signals.append(signum)
 
     def _forward(self) -> None:
         sent: dict[int, int] = {}  # pid -> how many of our signals it has had
         while True:
-            for pid in set(live_jobs(self.dir).values()):
+            for pid in set(live_jobs(self.dir).values()) if self.signals else ():
                 while sent.get(pid, 0) < len(self.signals):
                     try:
                         os.kill(pid, self.signals[sent.get(pid, 0)])
