@@ -78,7 +78,7 @@ class SweepStopper:
         self.dir = Path(sweep_dir)
         self.signals: list[int] = []
         self.done = threading.Event()
-        self.thread: threading.Thread | None = None
+        self.thread = threading.Thread(target=self._forward, daemon=True)
 
     @contextmanager
     def installed(self):
@@ -86,14 +86,12 @@ class SweepStopper:
         old = {s: signal.signal(s, self._handler) for s in (signal.SIGINT, signal.SIGTERM)}
         # The forwarding thread starts here, not in the handler: starting a thread takes
         # threading's internal locks, which the interrupted main thread may be holding.
-        self.thread = threading.Thread(target=self._forward, daemon=True)
         self.thread.start()
         try:
             yield self
         finally:
             self.done.set()
-            if self.thread is not None:
-                self.thread.join(timeout=5)
+            self.thread.join(timeout=5)
             for s, h in old.items():
                 signal.signal(s, h)
             os.environ.pop(PARENT_ENV, None)
